@@ -1,0 +1,114 @@
+"""The compositional network: a plain 4-wide ReLU MLP (MATH.md §3)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from relucomp import _series
+from relucomp import _validation as v
+
+__all__ = ["compositional_mlp", "NEURONS"]
+
+#: Order of the four neurons in every hidden layer of :func:`compositional_mlp`.
+NEURONS = ("t", "u", "acc", "c")
+
+
+def _magnitudes(scales: jax.Array) -> jax.Array:
+  """Positive per-layer magnitudes m_k, equal to |s_k| wherever s_k != 0.
+
+  A zero scale carries the previous magnitude forward (1 before the first
+  non-zero one), so the ratios m_{k+1}/m_k stay finite.
+  """
+  def step(prev, s):
+    m = jnp.where(s != 0, jnp.abs(s), prev)
+    return m, m
+
+  _, m = jax.lax.scan(step, jnp.ones((), scales.dtype), scales)
+  return m
+
+
+def compositional_mlp(peaks: ArrayLike, scales: ArrayLike, *,
+                      slope: ArrayLike = 1.0) -> list[dict[str, jax.Array]]:
+  """Weights of a 4-wide ReLU MLP computing ``compositional(x, peaks, scales)``.
+
+  The network has ``d = len(scales)`` hidden layers of four neurons
+  ``(t, u, acc, c)`` and one linear output; on ``[0, 1]`` it equals the
+  closed form ``slope * x - sum_i s_i W_i(x)`` and so has ``2^d`` linear
+  pieces. In layer ``k`` (with ``m_k = |s_k|``):
+
+  * ``t`` holds ``m_k W_{k-1}(x)`` (always active),
+  * ``u`` holds ``m_k relu(W_{k-1}(x) - a_k)``,
+  * ``acc`` holds the partial sum ``F_{k-1}(x) + C`` with ``C`` large enough
+    to keep it active on ``[0, 1]``,
+  * ``c`` holds the constant ``m_k``.
+
+  The decay of the scales is spread over the layers as ratios
+  ``m_{k+1}/m_k`` and the sign of ``s_k`` sits in the accumulation weight
+  ``s_k / m_k``, so every weight stays of order one for scales that follow
+  :func:`enforced_scales`, for either sign of the amplitude.
+
+  Args:
+    peaks: 1-D array of length ``d`` or ``d + 1`` with entries in ``(0, 1)``
+      (the last of ``d + 1`` is ignored).
+    scales: 1-D array ``s_1 .. s_d``, finite, ``d >= 1``.
+    slope: the coefficient ``s_0`` of the line.
+
+  Returns:
+    A list of ``d + 1`` layers, each ``{"kernel": (n_in, n_out), "bias":
+    (n_out,)}``: ``1 -> 4``, ``d - 1`` times ``4 -> 4``, ``4 -> 1``. Use it
+    with :func:`mlp_apply` or load it into a flax MLP.
+
+  Raises:
+    ValueError: on empty ``scales``, a length mismatch, peaks outside
+      ``(0, 1)`` or non-finite values (when concrete).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import relucomp
+    >>> peaks = jnp.array([0.3, 0.6, 0.5, 0.4])
+    >>> params = relucomp.compositional_mlp(peaks, relucomp.enforced_scales(peaks, 0.2))
+    >>> [layer["kernel"].shape for layer in params]
+    [(1, 4), (4, 4), (4, 4), (4, 1)]
+    >>> x = jnp.linspace(0, 1, 7)
+    >>> net = relucomp.mlp_apply(params, x[:, None])[:, 0]
+    >>> closed = relucomp.compositional(x, peaks, relucomp.enforced_scales(peaks, 0.2))
+    >>> bool(jnp.allclose(net, closed, atol=1e-6))
+    True
+  """
+  peaks, scales = _series.check_peaks_scales(peaks, scales)
+  v.check_finite(slope, "slope")
+  dtype = v.float_dtype(peaks, scales, slope)
+  peaks = peaks.astype(dtype)
+  scales = scales.astype(dtype)
+  slope = jnp.asarray(slope, dtype)
+  d = scales.shape[0]
+
+  m = _magnitudes(scales)
+  sign = scales / m                       # s_k / m_k, in {-1, 0, 1}
+  alpha = 1 / peaks                       # slope of T_a left of the peak
+  beta = -1 / (peaks * (1 - peaks))       # change of slope at the peak
+  total = jnp.abs(slope) + jnp.sum(jnp.abs(scales))
+  offset = jnp.where(total > 0, 2 * total, jnp.ones((), dtype))  # C
+  zero = jnp.zeros((), dtype)
+  one = jnp.ones((), dtype)
+
+  layers = [{
+      "kernel": jnp.stack([m[0], m[0], slope, zero])[None, :],
+      "bias": jnp.stack([zero, -m[0] * peaks[0], offset, m[0]]),
+  }]
+  for k in range(d - 1):
+    r = m[k + 1] / m[k]
+    kernel = jnp.stack([
+        jnp.stack([r * alpha[k], r * alpha[k], -sign[k] * alpha[k], zero]),
+        jnp.stack([r * beta[k], r * beta[k], -sign[k] * beta[k], zero]),
+        jnp.stack([zero, zero, one, zero]),
+        jnp.stack([zero, -r * peaks[k + 1], zero, r]),
+    ])
+    layers.append({"kernel": kernel, "bias": jnp.zeros((4,), dtype)})
+  layers.append({
+      "kernel": jnp.stack([-sign[-1] * alpha[-1], -sign[-1] * beta[-1], one, zero])[:, None],
+      "bias": -offset[None],
+  })
+  return layers

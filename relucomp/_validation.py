@@ -1,0 +1,122 @@
+"""Input checks shared by every public function.
+
+Checks run on concrete values only: inside ``jax.jit``, ``jax.vmap`` or
+``jax.grad`` the values are tracers and cannot be inspected on the host. For
+traced code, :func:`checkified` wraps any relucomp function so that the same
+conditions are checked on device with :mod:`jax.experimental.checkify`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+
+__all__ = ["checkified"]
+
+_state = threading.local()
+
+
+def _checkify_active() -> bool:
+  return getattr(_state, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def _checkify_mode() -> Iterator[None]:
+  _state.depth = getattr(_state, "depth", 0) + 1
+  try:
+    yield
+  finally:
+    _state.depth -= 1
+
+
+def concrete(x: Any) -> np.ndarray | None:
+  """Returns ``x`` as a NumPy array, or ``None`` if it is a tracer."""
+  if isinstance(x, jax.core.Tracer):
+    return None
+  try:
+    return np.asarray(x)
+  except (jax.errors.TracerArrayConversionError,
+          jax.errors.ConcretizationTypeError):
+    return None
+
+
+def require(condition_fn: Callable[[Any], Any], value: Any, message: str) -> None:
+  """Raises ``ValueError(message)`` unless ``condition_fn(value)`` holds.
+
+  ``condition_fn`` is written with ``jnp`` operations so it serves both
+  paths: evaluated eagerly on a concrete value, or turned into a
+  ``checkify.check`` when :func:`checkified` is tracing the caller.
+  """
+  host = concrete(value)
+  if host is not None:
+    if not bool(np.all(condition_fn(host))):
+      raise ValueError(message)
+  elif _checkify_active():
+    checkify.check(jnp.all(condition_fn(value)), message)
+
+
+def check_finite(value: Any, name: str) -> None:
+  require(lambda v: jnp.isfinite(v), value, f"{name} must be finite (no NaN or inf).")
+
+
+def check_open_unit(value: Any, name: str) -> None:
+  check_finite(value, name)
+  require(lambda v: (v > 0) & (v < 1), value,
+          f"{name} must lie in the open interval (0, 1); every entry must "
+          "satisfy 0 < value < 1.")
+
+
+def float_dtype(*values: Any) -> jnp.dtype:
+  """The floating dtype for ``values``: float64 under ``jax_enable_x64``."""
+  return jnp.result_type(*values, float)
+
+
+def as_float(value: Any, dtype: Any = None) -> jax.Array:
+  arr = jnp.asarray(value)
+  return arr.astype(dtype if dtype is not None else float_dtype(arr))
+
+
+def checkified(fn: Callable[..., Any]) -> Callable[..., tuple[checkify.Error, Any]]:
+  """Wraps a relucomp function so its input checks also run under ``jit``.
+
+  Outside of transformations relucomp raises ``ValueError`` on bad input
+  right away. Under ``jax.jit`` (or ``vmap``) the values are abstract, so
+  those checks are skipped. ``checkified(fn)`` traces ``fn`` with the checks
+  turned into :func:`jax.experimental.checkify.check` calls and returns a
+  function giving ``(error, result)``; call ``error.throw()`` outside of the
+  transformation to raise a ``checkify.JaxRuntimeError`` naming the argument.
+
+  Wrap the plain function, not an already-jitted one (a jitted function
+  may have been traced earlier without the checks).
+
+  Args:
+    fn: any function built from relucomp's public functions.
+
+  Returns:
+    A function with the signature of ``fn`` returning ``(error, result)``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import relucomp
+    >>> safe = jax.jit(relucomp.checkified(relucomp.compositional_mlp))
+    >>> err, params = safe(jnp.array([0.5, 1.5]), jnp.array([0.25]))
+    >>> err.get() is not None
+    True
+    >>> err, params = safe(jnp.array([0.5, 0.5]), jnp.array([0.25]))
+    >>> err.throw()  # no error: nothing raised
+  """
+  checked = checkify.checkify(fn, errors=checkify.user_checks)
+
+  @functools.wraps(fn)
+  def wrapper(*args: Any, **kwargs: Any) -> tuple[checkify.Error, Any]:
+    with _checkify_mode():
+      return checked(*args, **kwargs)
+
+  return wrapper
