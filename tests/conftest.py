@@ -1,0 +1,51 @@
+"""Shared fixtures: a seeded key and a float64 switch."""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import settings
+
+settings.register_profile("relucomp", max_examples=25, deadline=None,
+                          derandomize=True, print_blob=True)
+settings.load_profile("relucomp")
+
+
+@contextlib.contextmanager
+def enable_x64(enabled: bool = True):
+  """Temporarily sets ``jax_enable_x64``."""
+  previous = jax.config.jax_enable_x64
+  jax.config.update("jax_enable_x64", enabled)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def key() -> jax.Array:
+  """A seeded PRNG key."""
+  return jax.random.key(20261122)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+  """A seeded NumPy generator for test data."""
+  return np.random.default_rng(20261122)
+
+
+@pytest.fixture
+def x64():
+  """Runs the test with float64 enabled."""
+  with enable_x64(True):
+    yield
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+  """Runs the test once in float32 and once in float64; yields the dtype."""
+  with enable_x64(request.param == "float64"):
+    yield np.dtype(request.param)
