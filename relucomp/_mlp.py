@@ -54,7 +54,7 @@ def count_params(params: Params) -> int:
   Example:
     >>> import relucomp
     >>> relucomp.count_params(relucomp.compositional_mlp([0.5, 0.5], [0.25, 0.0625]))
-    37
+    33
   """
   shapes = check_params(params)
   return sum(n_in * n_out + n_out for n_in, n_out in shapes)
@@ -94,10 +94,16 @@ def mlp_apply(params: Params, x: ArrayLike) -> jax.Array:
         f"x must have shape (..., n_in) with n_in = {shapes[0][0]} (the first "
         f"kernel's rows); got shape {x.shape}.")
   dtype = v.float_dtype(x, *[layer["kernel"] for layer in params])
-  h = x.astype(dtype)
-  last = len(params) - 1
-  for i, layer in enumerate(params):
-    h = h @ jnp.asarray(layer["kernel"], dtype) + jnp.asarray(layer["bias"], dtype)
-    if i < last:
-      h = jax.nn.relu(h)
-  return h
+  layers = [(jnp.asarray(layer["kernel"], dtype), jnp.asarray(layer["bias"], dtype))
+            for layer in params]
+  return forward(layers, x.astype(dtype))
+
+
+@jax.jit
+def forward(layers: list[tuple[jax.Array, jax.Array]], x: jax.Array) -> jax.Array:
+  """Unchecked forward pass over ``(kernel, bias)`` pairs of one dtype."""
+  h = x
+  for kernel, bias in layers[:-1]:
+    h = jax.nn.relu(h @ kernel + bias)
+  kernel, bias = layers[-1]
+  return h @ kernel + bias

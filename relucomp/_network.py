@@ -80,9 +80,12 @@ def compositional_mlp(peaks: ArrayLike, scales: ArrayLike, *,
   peaks, scales = _series.check_peaks_scales(peaks, scales)
   v.check_finite(slope, "slope")
   dtype = v.float_dtype(peaks, scales, slope)
-  peaks = peaks.astype(dtype)
-  scales = scales.astype(dtype)
-  slope = jnp.asarray(slope, dtype)
+  return _build(peaks.astype(dtype), scales.astype(dtype), jnp.asarray(slope, dtype))
+
+
+@jax.jit
+def _build(peaks: jax.Array, scales: jax.Array, slope: jax.Array) -> list[dict[str, jax.Array]]:
+  dtype = peaks.dtype
   d = scales.shape[0]
 
   m = _magnitudes(scales)
@@ -98,15 +101,18 @@ def compositional_mlp(peaks: ArrayLike, scales: ArrayLike, *,
       "kernel": jnp.stack([m[0], m[0], slope, zero])[None, :],
       "bias": jnp.stack([zero, -m[0] * peaks[0], offset, m[0]]),
   }]
+  # Hidden layers k -> k+1, built for all k at once: shape (d - 1, 4, 4).
+  r = m[1:] / m[:-1]
+  a, b, g = alpha[:-1], beta[:-1], sign[:-1]
+  z = jnp.zeros_like(r)
+  kernels = jnp.stack([
+      jnp.stack([r * a, r * a, -g * a, z], axis=-1),            # from t_k
+      jnp.stack([r * b, r * b, -g * b, z], axis=-1),            # from u_k
+      jnp.stack([z, z, z + 1, z], axis=-1),                     # from acc_k
+      jnp.stack([z, -r * peaks[1:], z, r], axis=-1),            # from c_k
+  ], axis=-2)
   for k in range(d - 1):
-    r = m[k + 1] / m[k]
-    kernel = jnp.stack([
-        jnp.stack([r * alpha[k], r * alpha[k], -sign[k] * alpha[k], zero]),
-        jnp.stack([r * beta[k], r * beta[k], -sign[k] * beta[k], zero]),
-        jnp.stack([zero, zero, one, zero]),
-        jnp.stack([zero, -r * peaks[k + 1], zero, r]),
-    ])
-    layers.append({"kernel": kernel, "bias": jnp.zeros((4,), dtype)})
+    layers.append({"kernel": kernels[k], "bias": jnp.zeros((4,), dtype)})
   layers.append({
       "kernel": jnp.stack([-sign[-1] * alpha[-1], -sign[-1] * beta[-1], one, zero])[:, None],
       "bias": -offset[None],

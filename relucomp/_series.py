@@ -72,10 +72,14 @@ def enforced_scales(peaks: ArrayLike, amplitude: ArrayLike) -> jax.Array:
   v.check_open_unit(peaks, "peaks")
   v.check_finite(amplitude, "amplitude")
   dtype = v.float_dtype(peaks, amplitude)
-  peaks = peaks.astype(dtype)
+  return _law(peaks.astype(dtype), amplitude.astype(dtype))
+
+
+@jax.jit
+def _law(peaks: jax.Array, amplitude: jax.Array) -> jax.Array:
   ratios = (1 - peaks[1:-1]) * peaks[2:]
-  cumulative = jnp.concatenate([jnp.ones((1,), dtype), jnp.cumprod(ratios)])
-  return amplitude.astype(dtype) * cumulative
+  cumulative = jnp.concatenate([jnp.ones((1,), peaks.dtype), jnp.cumprod(ratios)])
+  return amplitude * cumulative
 
 
 def compositional(x: ArrayLike, peaks: ArrayLike, scales: ArrayLike, *,
@@ -111,8 +115,14 @@ def compositional(x: ArrayLike, peaks: ArrayLike, scales: ArrayLike, *,
   """
   peaks, scales = check_peaks_scales(peaks, scales)
   v.check_finite(slope, "slope")
+  v.check_finite(x, "x")
   dtype = v.float_dtype(x, peaks, scales, slope)
-  x = jnp.asarray(x, dtype)
-  waves = _triangle.triangle_waves(x, peaks.astype(dtype))
-  line = jnp.asarray(slope, dtype) * x
-  return line - jnp.tensordot(scales.astype(dtype), waves, axes=1)
+  return _closed_form(jnp.asarray(x, dtype), peaks.astype(dtype),
+                      scales.astype(dtype), jnp.asarray(slope, dtype))
+
+
+@jax.jit
+def _closed_form(x: jax.Array, peaks: jax.Array, scales: jax.Array,
+                 slope: jax.Array) -> jax.Array:
+  waves = _triangle.waves(x, peaks)
+  return slope * x - jnp.tensordot(scales, waves, axes=1)

@@ -16,6 +16,9 @@ def _tent(x: jax.Array, a: jax.Array) -> jax.Array:
   return jnp.minimum(x / a, (1 - x) / (1 - a))
 
 
+_tent_jit = jax.jit(_tent)
+
+
 def triangle(x: ArrayLike, peak: ArrayLike) -> jax.Array:
   """The triangle function ``T_a`` with its peak at ``a``.
 
@@ -44,7 +47,7 @@ def triangle(x: ArrayLike, peak: ArrayLike) -> jax.Array:
   v.check_open_unit(peak, "peak")
   v.check_finite(x, "x")
   dtype = v.float_dtype(x, peak)
-  return _tent(jnp.asarray(x, dtype), jnp.asarray(peak, dtype))
+  return _tent_jit(jnp.asarray(x, dtype), jnp.asarray(peak, dtype))
 
 
 def triangle_waves(x: ArrayLike, peaks: ArrayLike) -> jax.Array:
@@ -82,12 +85,15 @@ def triangle_waves(x: ArrayLike, peaks: ArrayLike) -> jax.Array:
   v.check_open_unit(peaks, "peaks")
   v.check_finite(x, "x")
   dtype = v.float_dtype(x, peaks)
-  x = jnp.asarray(x, dtype)
-  peaks = peaks.astype(dtype)
+  return waves(jnp.asarray(x, dtype), peaks.astype(dtype))
 
+
+@jax.jit
+def waves(x: jax.Array, peaks: jax.Array) -> jax.Array:
+  """Unchecked :func:`triangle_waves` for validated arrays of one dtype."""
   def step(w, a):
     w = _tent(w, a)
     return w, w
 
-  _, waves = jax.lax.scan(step, x, peaks)
-  return waves
+  _, out = jax.lax.scan(step, x, peaks)
+  return out
