@@ -6,6 +6,7 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
+from relucomp._regions import LinearPieces, linear_pieces_1d
 from relucomp._series import compositional, enforced_scales
 from relucomp._triangle import triangle, triangle_waves
 from relucomp._validation import checkified
@@ -13,12 +14,14 @@ from relucomp._validation import checkified
 __version__ = "0.1.0"
 
 __all__ = [
+    "LinearPieces",
     "NEURONS",
     "checkified",
     "compositional",
     "compositional_mlp",
     "count_params",
     "enforced_scales",
+    "linear_pieces_1d",
     "mlp_apply",
     "triangle",
     "triangle_waves",

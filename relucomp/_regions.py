@@ -1,0 +1,281 @@
+"""Exact enumeration of the linear regions of a ReLU MLP (MATH.md §4).
+
+The geometry runs on the host in float64 NumPy, layer by layer: the input
+domain is kept as a partition into cells on each of which every neuron of the
+current layer is an affine function of the input. A layer's pre-activations
+are evaluated at the cells' vertices; a cell is cut wherever one of them
+changes sign strictly inside it, and the ReLU then acts on each piece with a
+fixed pattern. This is the refinement of MATH.md §4: each layer splits every
+region of the previous one.
+
+Tolerances (shared by the 1-D and 2-D enumerations):
+
+* A pre-activation ``z_i = sum_j h_j W_ji + b_i`` at a vertex counts as zero
+  when ``|z_i| <= VALUE_RTOL * (sum_j |h_j W_ji| + |b_i|)``: the tolerance
+  scales with that neuron's own terms, never with the other neurons of the
+  layer, so a deep neuron carrying values near ``1e-12`` is resolved as
+  finely as one carrying values near ``1``. A neuron that only touches zero
+  (equal to zero at a vertex, the same sign on both sides, as ``t_1`` of the
+  compositional network at ``x = 0``) never cuts a cell.
+* A cell is cut only where a neuron is strictly positive at one vertex and
+  strictly negative at another (after the rule above). On a cell where a
+  neuron is zero throughout it counts as inactive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from relucomp import _mlp
+
+__all__ = ["linear_pieces_1d", "LinearPieces", "VALUE_RTOL", "SLOPE_RTOL"]
+
+#: Relative tolerance below which a pre-activation counts as zero (relative
+#: to the sum of the absolute values of that neuron's own terms).
+VALUE_RTOL = 1e-10
+#: Two neighbouring slopes count as equal when they differ by at most this
+#: times the sum over active paths of the absolute path products (the scale
+#: of the roundoff in a slope), i.e. a few dozen units of roundoff.
+SLOPE_RTOL = 64 * np.finfo(np.float64).eps
+#: Breakpoints closer than this many units of roundoff of ``max(|lo|, |hi|)``
+#: are not separated (see :func:`linear_pieces_1d`).
+COINCIDENT_ULPS = 8
+
+_EPS = np.finfo(np.float64).eps
+
+
+class LinearPieces(NamedTuple):
+  """The linear pieces of a scalar-input network on ``[lo, hi]``.
+
+  Attributes:
+    breakpoints: sorted interior knots, shape ``(count - 1,)``.
+    slopes: slope of each piece, shape ``(count, n_out)``.
+    intercepts: intercept of each piece, shape ``(count, n_out)``: on piece
+      ``k`` (between knots ``k - 1`` and ``k``) the network is
+      ``slopes[k] * x + intercepts[k]``.
+    count: the number of pieces.
+  """
+  breakpoints: np.ndarray
+  slopes: np.ndarray
+  intercepts: np.ndarray
+  count: int
+
+
+def host_layers(params: Any, name: str = "params") -> list[tuple[np.ndarray, np.ndarray]]:
+  """Validates ``params`` and returns its layers as float64 NumPy arrays."""
+  _mlp.check_params(params, name)
+  layers = []
+  for i, layer in enumerate(params):
+    kernel = np.array(layer["kernel"], dtype=np.float64)
+    bias = np.array(layer["bias"], dtype=np.float64)
+    if not np.all(np.isfinite(kernel)):
+      raise ValueError(f"{name}[{i}]['kernel'] must be finite (no NaN or inf).")
+    if not np.all(np.isfinite(bias)):
+      raise ValueError(f"{name}[{i}]['bias'] must be finite (no NaN or inf).")
+    layers.append((kernel, bias))
+  return layers
+
+
+def _scalar(value: Any, name: str) -> float:
+  arr = np.asarray(value)
+  if arr.ndim != 0 and arr.size != 1:
+    raise ValueError(f"{name} must be a scalar; got shape {arr.shape}.")
+  out = float(arr.reshape(()))
+  if not np.isfinite(out):
+    raise ValueError(f"{name} must be finite (no NaN or inf); got {out}.")
+  return out
+
+
+def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+  """Pre-activations at points and the scale of each neuron's own terms."""
+  z = h @ kernel + bias
+  scale = np.abs(h) @ np.abs(kernel) + np.abs(bias)
+  return snap(z, scale), scale
+
+
+def snap(z: np.ndarray, scale: np.ndarray) -> np.ndarray:
+  """Sets pre-activations below the neuron-relative tolerance to exactly 0."""
+  return np.where(np.abs(z) <= VALUE_RTOL * scale, 0.0, z)
+
+
+def _split_layer(x, z, scale, slopes_in, kernels, xtol):
+  """Cuts the intervals of one layer where a neuron changes sign inside.
+
+  Args:
+    x: points, shape ``(P,)`` sorted.
+    z: snapped pre-activations at the points, ``(P, m)``.
+    scale: their scales, ``(P, m)``.
+    slopes_in: per-interval slope arrays ``(P - 1, n)`` of the input
+      neurons (the slopes, and optionally their absolute path sums).
+    kernels: the kernel ``(n, m)`` to apply to each of ``slopes_in``.
+    xtol: breakpoint separation below which roots are not separated.
+
+  Returns:
+    ``(x, z, slopes_out)``: refined points, pre-activations at them and the
+    post-activation slopes of every neuron on each refined interval.
+  """
+  pre_slopes = [g @ w for g, w in zip(slopes_in, kernels)]   # (K, m) each
+  pos = z > 0
+  neg = z < 0
+  cross = (pos[:-1] & neg[1:]) | (neg[:-1] & pos[1:])
+  ci, cn = np.nonzero(cross)                         # by interval, then neuron
+  if ci.size:
+    zl = z[ci, cn]
+    t = zl / (zl - z[ci + 1, cn])
+    xl = x[ci]
+    xr = x[ci + 1]
+    root = xl + t * (xr - xl)
+    multi = np.bincount(ci, minlength=x.shape[0] - 1)[ci] > 1
+    if multi.any():
+      # Sort the roots inside intervals holding several; their entries are
+      # contiguous blocks in interval order, so sorting the subset by
+      # (interval, root) and writing it back in place orders every block.
+      sub = np.flatnonzero(multi)
+      perm = np.arange(ci.size)
+      perm[sub] = sub[np.lexsort((cn[sub], root[sub], ci[sub]))]
+      ci, cn, t, xl, xr, root = (a[perm] for a in (ci, cn, t, xl, xr, root))
+    prev = xl.copy()
+    same = ci[1:] == ci[:-1]
+    prev[1:][same] = root[:-1][same]
+    keep = (root - prev > xtol) & (xr - root > xtol)
+    ci, cn, t, root = ci[keep], cn[keep], t[keep], root[keep]
+  if ci.size == 0:
+    active = (z[:-1] + z[1:]) > 0
+    return x, z, [g * active for g in pre_slopes]
+
+  n_new = np.bincount(ci, minlength=x.shape[0] - 1)
+  offset = np.zeros(x.shape[0], dtype=np.int64)
+  np.cumsum(n_new, out=offset[1:])
+  n_points = x.shape[0] + ci.size
+  new_x = np.empty(n_points)
+  new_z = np.empty((n_points, z.shape[1]))
+  old_pos = np.arange(x.shape[0]) + offset
+  new_x[old_pos] = x
+  new_z[old_pos] = z
+  pos_new = ci + 1 + np.arange(ci.size)
+  tt = t[:, None]
+  zl = z[ci]
+  zi = zl + tt * (z[ci + 1] - zl)
+  sl = scale[ci]
+  zi = snap(zi, sl + tt * (scale[ci + 1] - sl))
+  zi[np.arange(ci.size), cn] = 0.0                   # the neuron that crosses
+  new_x[pos_new] = root
+  new_z[pos_new] = zi
+  parent = np.repeat(np.arange(x.shape[0] - 1), n_new + 1)
+  active = (new_z[:-1] + new_z[1:]) > 0
+  return new_x, new_z, [g[parent] * active for g in pre_slopes]
+
+
+def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi: float,
+                  *, with_abs: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+  """Every activation region of a scalar-input network on ``[lo, hi]``.
+
+  Returns:
+    ``(x, values, slopes, abs_slopes)``: the region boundaries including
+    ``lo`` and ``hi`` (shape ``(K + 1,)``), the outputs at them
+    ``(K + 1, n_out)``, the output slope on each region ``(K, n_out)`` and
+    (with ``with_abs``, else ``None``) the sum over active paths of the
+    absolute values of the path products, the scale of the slope's roundoff.
+  """
+  xtol = COINCIDENT_ULPS * _EPS * max(abs(lo), abs(hi))
+  x = np.array([lo, hi], dtype=np.float64)
+  h = x[:, None]
+  slopes = [np.ones((1, 1))] * (2 if with_abs else 1)
+  for kernel, bias in layers[:-1]:
+    z, scale = preactivation(h, kernel, bias)
+    kernels = [kernel, np.abs(kernel)][:len(slopes)]
+    x, z, slopes = _split_layer(x, z, scale, slopes, kernels, xtol)
+    h = np.maximum(z, 0.0)
+  kernel, bias = layers[-1]
+  abs_slopes = slopes[1] @ np.abs(kernel) if with_abs else None
+  return x, h @ kernel + bias, slopes[0] @ kernel, abs_slopes
+
+
+def merge_equal(slopes: np.ndarray, abs_slopes: np.ndarray) -> np.ndarray:
+  """Mask of the interior boundaries where no output's slope changes."""
+  tol = SLOPE_RTOL * np.maximum(abs_slopes[:-1], abs_slopes[1:])
+  return np.all(np.abs(slopes[1:] - slopes[:-1]) <= tol, axis=1)
+
+
+def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> LinearPieces:
+  """The exact linear pieces of a scalar-input ReLU MLP on ``[lo, hi]``.
+
+  The interval is propagated through the network layer by layer in float64
+  (host NumPy): on every interval each neuron is affine in ``x``; an interval
+  is cut where a neuron's pre-activation changes sign strictly inside it.
+  The cost is linear in the number of pieces (a depth-20 compositional
+  network, ``2^20`` pieces, takes a fraction of a second).
+
+  Tie and tolerance rules (deterministic):
+
+  * A pre-activation counts as zero when it is within ``VALUE_RTOL`` (1e-10)
+    of the sum of the absolute values of that neuron's own terms; a neuron
+    that touches zero without changing sign (``t_1`` of
+    :func:`compositional_mlp` at ``x = 0``) never makes a breakpoint.
+  * Within one interval the roots of a layer are sorted; a root closer than
+    ``8 * eps * max(|lo|, |hi|)`` to the previous root (or to either end of
+    the interval) is merged into it, so coincident or nearly coincident
+    breakpoints give one breakpoint, the leftmost. Each neuron's state on the
+    resulting pieces is then its sign at the piece's midpoint.
+  * With ``merge=True`` two neighbouring pieces are joined when, for every
+    output, their slopes differ by at most ``SLOPE_RTOL`` (64 units of
+    roundoff) times the larger of the two pieces' absolute path sums
+    ``sum over active paths |w_L ... w_1|``: the roundoff scale of a slope,
+    which is not small when the slope itself is small through cancellation.
+    The network is continuous, so equal slopes mean equal affine maps; the
+    joined piece reports the slope and intercept of its leftmost
+    constituent.
+
+  Args:
+    params: an MLP as for :func:`mlp_apply` with one input (``n_in = 1``);
+      any number of outputs.
+    lo: left end of the interval (finite scalar).
+    hi: right end, ``hi > lo``.
+    merge: join neighbouring activation regions with equal affine maps
+      (linear pieces). With ``False`` every activation region is a piece.
+
+  Returns:
+    :class:`LinearPieces` ``(breakpoints, slopes, intercepts, count)``;
+    ``slopes`` and ``intercepts`` have shape ``(count, n_out)`` for every
+    number of outputs.
+
+  Raises:
+    ValueError: on malformed or non-chaining layers, non-finite weights
+      (naming ``params[i]``), a network whose first kernel does not have
+      exactly one row, non-finite ``lo``/``hi`` or ``lo >= hi``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import relucomp
+    >>> peaks = jnp.full(11, 0.5)
+    >>> params = relucomp.compositional_mlp(peaks, relucomp.enforced_scales(peaks, 0.25))
+    >>> relucomp.linear_pieces_1d(params, 0.0, 1.0).count
+    1024
+    >>> absval = [{"kernel": jnp.array([[1.0, -1.0]]), "bias": jnp.zeros(2)},
+    ...           {"kernel": jnp.array([[1.0], [1.0]]), "bias": jnp.zeros(1)}]
+    >>> pieces = relucomp.linear_pieces_1d(absval, -1.0, 2.0)
+    >>> pieces.breakpoints, pieces.slopes[:, 0]
+    (array([0.]), array([-1.,  1.]))
+  """
+  layers = host_layers(params)
+  if layers[0][0].shape[0] != 1:
+    raise ValueError(
+        "params must describe a network with one input (first kernel of shape "
+        f"(1, n)) for a 1-D enumeration; got n_in = {layers[0][0].shape[0]}.")
+  lo = _scalar(lo, "lo")
+  hi = _scalar(hi, "hi")
+  if not lo < hi:
+    raise ValueError(f"lo must be smaller than hi; got lo = {lo}, hi = {hi}.")
+  x, values, slopes, abs_slopes = pieces_1d_raw(layers, lo, hi, with_abs=merge)
+  first = np.arange(slopes.shape[0])
+  if merge and slopes.shape[0] > 1:
+    cut = ~merge_equal(slopes, abs_slopes)
+    first = np.concatenate([[0], np.flatnonzero(cut) + 1])
+  slopes = slopes[first]
+  intercepts = values[first] - slopes * x[first][:, None]
+  return LinearPieces(breakpoints=x[first[1:]], slopes=slopes,
+                      intercepts=intercepts, count=int(first.shape[0]))
