@@ -47,29 +47,32 @@ def concrete(x: Any) -> np.ndarray | None:
     return None
 
 
-def require(condition_fn: Callable[[Any, Any], Any], value: Any, message: str) -> None:
-  """Raises ``ValueError(message)`` unless ``condition_fn(value, xp)`` holds.
+def require(condition_fn: Callable[[Any], Any], value: Any, message: str) -> None:
+  """Raises ``ValueError(message)`` unless ``condition_fn(value)`` holds.
 
-  ``condition_fn`` takes the array module ``xp`` so it serves both paths:
-  evaluated with NumPy on a concrete value (no JAX operation is staged, so
-  this is safe inside a trace), or with ``jax.numpy`` as a
+  ``condition_fn`` is written with ``jnp`` operations so it serves both
+  paths: evaluated eagerly on a concrete value, or turned into a
   ``checkify.check`` when :func:`checkified` is tracing the caller.
   """
   host = concrete(value)
   if host is not None:
-    if not bool(np.all(condition_fn(host, np))):
+    # Evaluate eagerly even while a caller is being traced (jit, checkify):
+    # ``jnp`` operations on constants would otherwise become tracers.
+    with jax.ensure_compile_time_eval():
+      ok = bool(np.all(np.asarray(condition_fn(host))))
+    if not ok:
       raise ValueError(message)
   elif _checkify_active():
-    checkify.check(jnp.all(condition_fn(value, jnp)), message)
+    checkify.check(jnp.all(condition_fn(value)), message)
 
 
 def check_finite(value: Any, name: str) -> None:
-  require(lambda v, xp: xp.isfinite(v), value, f"{name} must be finite (no NaN or inf).")
+  require(lambda v: jnp.isfinite(v), value, f"{name} must be finite (no NaN or inf).")
 
 
 def check_open_unit(value: Any, name: str) -> None:
   check_finite(value, name)
-  require(lambda v, xp: (v > 0) & (v < 1), value,
+  require(lambda v: (v > 0) & (v < 1), value,
           f"{name} must lie in the open interval (0, 1); every entry must "
           "satisfy 0 < value < 1.")
 

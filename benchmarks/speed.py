@@ -1,0 +1,202 @@
+"""relucomp's compiled, vmapped training loop against the PyTorch loop a user writes.
+
+The same work on both sides: N models of width 4 and depth 5 fitted to x^3 on
+500 points of [0, 1] with Adam (learning rate 1e-3) for 2000 full-batch
+steps. relucomp runs ``fit(method="kaiming", pretrain_steps=0,
+finetune_steps=2000)`` vmapped over N keys as one compiled program; PyTorch
+runs, per model, ``nn.Sequential`` of ``nn.Linear``/``nn.ReLU`` with
+``torch.optim.Adam`` and ``zero_grad/backward/step``.
+
+Reported per N: compile time, steady run time (median of ``--repeats``),
+models x steps per second, the PyTorch time and the ratios (with and
+without compilation). Also the two-stage ``"enforced"`` method, time
+against depth at N = 30, and the peak resident memory of a relucomp run at
+the largest N (measured in a fresh subprocess).
+
+    python benchmarks/speed.py            # quick: N in 1, 10, 30
+    python benchmarks/speed.py --full     # N in 1, 10, 30, 100, 1000; depths 2..30
+
+PyTorch is optional (``pip install torch==2.13.0``, the CPU wheel); without
+it the PyTorch columns say "absent".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import relucomp
+
+N_POINTS = 500
+LEARNING_RATE = 1e-3
+
+
+def _data(dtype=np.float32):
+  x = np.linspace(0.0, 1.0, N_POINTS, dtype=dtype)
+  return x, x**3
+
+
+def relucomp_program(n_models: int, *, method: str, depth: int, steps: int):
+  """The compiled program and its argument: N fits vmapped over keys."""
+  x, y = _data()
+  pretrain = 0 if method == "kaiming" else steps // 2
+  finetune = steps - pretrain
+
+  def one(key):
+    return relucomp.fit(x, y, key=key, method=method, depth=depth, pretrain_steps=pretrain,
+                        finetune_steps=finetune, learning_rate=LEARNING_RATE,
+                        curvature="convex").mse
+
+  keys = jax.random.split(jax.random.key(0), n_models)
+  return jax.jit(jax.vmap(one)), keys
+
+
+def time_relucomp(n_models: int, *, method="kaiming", depth=5, steps=2000, repeats=3) -> dict:
+  program, keys = relucomp_program(n_models, method=method, depth=depth, steps=steps)
+  start = time.perf_counter()
+  compiled = program.lower(keys).compile()
+  compile_s = time.perf_counter() - start
+  runs = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    mse = np.asarray(compiled(keys))  # np.asarray waits for the result on any device
+    runs.append(time.perf_counter() - start)
+  run_s = statistics.median(runs)
+  return {"n_models": n_models, "method": method, "depth": depth, "steps": steps,
+          "compile_s": compile_s, "run_s": run_s, "runs_s": runs,
+          "model_steps_per_s": n_models * steps / run_s,
+          "median_mse": float(np.median(mse))}
+
+
+def time_torch(n_models: int, *, depth=5, steps=2000, threads=None) -> dict | None:
+  try:
+    import torch
+  except ImportError:
+    return None
+  if threads:
+    torch.set_num_threads(threads)
+  x_np, y_np = _data()
+  x = torch.from_numpy(x_np)[:, None]
+  y = torch.from_numpy(y_np)[:, None]
+  start = time.perf_counter()
+  final = []
+  for seed in range(n_models):
+    torch.manual_seed(seed)
+    layers = [torch.nn.Linear(1, 4), torch.nn.ReLU()]
+    for _ in range(depth - 1):
+      layers += [torch.nn.Linear(4, 4), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(4, 1))
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = torch.nn.MSELoss()
+    for _ in range(steps):
+      opt.zero_grad()
+      loss = loss_fn(model(x), y)
+      loss.backward()
+      opt.step()
+    final.append(loss.item())
+  total = time.perf_counter() - start
+  return {"n_models": n_models, "run_s": total, "model_steps_per_s": n_models * steps / total,
+          "threads": torch.get_num_threads(), "median_mse": float(np.median(final))}
+
+
+def peak_memory_subprocess(n_models: int, steps: int) -> float:
+  """Peak resident memory (MiB) of a fresh process running the relucomp fit."""
+  code = (
+      "import resource, sys; sys.path.insert(0, %r);"
+      "import speed, numpy as np;"
+      "p, k = speed.relucomp_program(%d, method='kaiming', depth=5, steps=%d);"
+      "np.asarray(p(k));"
+      "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+  ) % (str(pathlib.Path(__file__).parent), n_models, steps)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  return int(out.stdout.strip().splitlines()[-1]) / 1024.0  # ru_maxrss is KiB on Linux
+
+
+def flops_per_step(depth: int, n_points: int = N_POINTS, width: int = 4) -> float:
+  """Multiply-adds of one full-batch step (forward ~1x, backward ~2x), as flops."""
+  macs = n_points * (width + (depth - 1) * width * width + width)
+  return 2.0 * 3.0 * macs
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--full", action="store_true", help="all sizes of the issue")
+  parser.add_argument("--models", type=int, nargs="*", help="N values (overrides the default)")
+  parser.add_argument("--steps", type=int, default=2000)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--torch-budget", type=float, default=180.0,
+                      help="skip PyTorch for N whose estimated time exceeds this (s)")
+  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/speed"))
+  args = parser.parse_args(argv)
+  sizes = args.models or ([1, 10, 30, 100, 1000] if args.full else [1, 10, 30])
+  depths = list(range(2, 31, 4)) + [30] if args.full else [2, 5, 10]
+  depths = sorted(set(depths))
+  args.out.mkdir(parents=True, exist_ok=True)
+  report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]},
+            "steps": args.steps, "rows": [], "enforced": [], "depth": []}
+
+  print(f"{'N':>5} {'compile s':>10} {'run s':>8} {'model-steps/s':>14} {'torch s':>9} "
+        f"{'torch m-s/s':>12} {'ratio':>7} {'ratio incl. compile':>20}")
+  torch_rate = None
+  for n in sizes:
+    ours = time_relucomp(n, steps=args.steps, repeats=args.repeats)
+    estimate = None if torch_rate is None else n * args.steps / torch_rate
+    theirs = None
+    if estimate is None or estimate <= args.torch_budget:
+      theirs = time_torch(n, steps=args.steps)
+      if theirs is not None:
+        torch_rate = theirs["model_steps_per_s"]
+    row = {"relucomp": ours, "torch": theirs}
+    if theirs is not None:
+      row["ratio"] = theirs["run_s"] / ours["run_s"]
+      row["ratio_incl_compile"] = theirs["run_s"] / (ours["run_s"] + ours["compile_s"])
+    report["rows"].append(row)
+    t_s = f"{theirs['run_s']:9.2f}" if theirs else f"{'absent' if torch_rate is None else 'skipped':>9}"
+    t_r = f"{theirs['model_steps_per_s']:12.0f}" if theirs else f"{'-':>12}"
+    ratio = f"{row['ratio']:7.1f}" if theirs else f"{'-':>7}"
+    ratio_c = f"{row['ratio_incl_compile']:20.1f}" if theirs else f"{'-':>20}"
+    print(f"{n:>5} {ours['compile_s']:10.2f} {ours['run_s']:8.3f} "
+          f"{ours['model_steps_per_s']:14.0f} {t_s} {t_r} {ratio} {ratio_c}", flush=True)
+
+  print("\ntwo-stage 'enforced' (1000 + 1000 steps)")
+  print(f"{'N':>5} {'compile s':>10} {'run s':>8} {'model-steps/s':>14}")
+  for n in sizes[: min(len(sizes), 3)]:
+    r = time_relucomp(n, method="enforced", steps=args.steps, repeats=args.repeats)
+    report["enforced"].append(r)
+    print(f"{n:>5} {r['compile_s']:10.2f} {r['run_s']:8.3f} {r['model_steps_per_s']:14.0f}", flush=True)
+
+  print("\ntime against depth, N = 30 ('kaiming')")
+  print(f"{'depth':>5} {'compile s':>10} {'run s':>8} {'GFLOP/s achieved':>17}")
+  for depth in depths:
+    r = time_relucomp(30, depth=depth, steps=args.steps, repeats=args.repeats)
+    r["gflops"] = 30 * args.steps * flops_per_step(depth) / r["run_s"] / 1e9
+    report["depth"].append(r)
+    print(f"{depth:>5} {r['compile_s']:10.2f} {r['run_s']:8.3f} {r['gflops']:17.2f}", flush=True)
+
+  n_mem = max(sizes)
+  report["peak_rss_mib"] = {"n_models": n_mem, "mib": peak_memory_subprocess(n_mem, args.steps)}
+  print(f"\npeak resident memory of a fresh process fitting N = {n_mem}: "
+        f"{report['peak_rss_mib']['mib']:.0f} MiB")
+  work = flops_per_step(5)
+  print(f"work per step and model at depth 5: {work / 1e3:.0f} kflop "
+        f"(N = 30 x {args.steps} steps = {30 * args.steps * work / 1e9:.2f} GFLOP)")
+  (args.out / "speed.json").write_text(json.dumps(report, indent=2))
+  print(f"wrote {args.out / 'speed.json'}")
+  return report
+
+
+if __name__ == "__main__":
+  main()
