@@ -39,15 +39,18 @@ DEFAULT_OUT = ROOT / "docs" / "figures"
 FigureFn = Callable[[], "matplotlib.figure.Figure"]
 FIGURES: dict[str, FigureFn] = {}
 
-# Width that fills the documentation's content column at 100% zoom.
-PAGE_WIDTH = 9.0
-DPI = 110
+# The documentation's content column is about 700-800 pixels wide: figures
+# are drawn at that width so that their text keeps its size on the page.
+PAGE_WIDTH = 8.0
+DPI = 100
 
 plt.rcParams.update({
-    "font.size": 10,
-    "axes.titlesize": 10,
-    "axes.labelsize": 10,
-    "legend.fontsize": 8.5,
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 10.5,
     "axes.grid": True,
     "grid.alpha": 0.3,
 })
@@ -80,14 +83,15 @@ def triangle_waves_x2():
   # Midpoints of a grid that never hits a kink (kinks sit at multiples of 2^-d).
   xm = (jnp.arange(4000) + 0.5) / 4000
 
-  fig, axes = plt.subplots(3, 1, figsize=(PAGE_WIDTH, 9.0), sharex=True)
+  fig, axes = plt.subplots(3, 1, figsize=(PAGE_WIDTH, 9.5), sharex=True)
   colors = plt.cm.viridis(jnp.linspace(0.0, 0.85, depth + 1))
   for k in range(depth):
     axes[0].plot(x, waves[k], color=colors[k + 1], lw=1.3, label=f"$W_{k + 1}$")
   axes[0].set_ylabel("wave value")
   axes[0].set_title("Composed triangle waves $W_k = T_{1/2} \\circ W_{k-1}$: "
                     "$2^k$ linear pieces")
-  axes[0].legend(loc="upper right", ncol=depth)
+  axes[0].set_ylim(-0.05, 1.32)
+  axes[0].legend(loc="upper center", ncol=depth)
 
   axes[1].plot(x, x ** 2, color="k", lw=2.2, ls="--", label="$x^2$")
   for d in range(depth + 1):
@@ -97,7 +101,7 @@ def triangle_waves_x2():
       f = relucomp.compositional(x, peaks[:d], scales[:d])
     axes[1].plot(x, f, color=colors[d], lw=1.2, label=f"$F_{d}$")
   axes[1].set_ylabel("$F_d(x)$")
-  axes[1].set_title("Partial sums $F_d(x) = x - \\sum_{i \\leq d} 4^{-i} W_i(x)$ "
+  axes[1].set_title("Partial sums $F_d(x) = x - 4^{-1} W_1(x) - \\dots - 4^{-d} W_d(x)$ "
                     "approach $x^2$")
   axes[1].legend(loc="upper left", ncol=3)
 
@@ -159,29 +163,29 @@ def network_neurons():
     for neuron in ("t", "u", "c"):
       top.plot(x, h[:, names[neuron]], color=colors[neuron], lw=1.3,
                ls="--" if neuron == "c" else "-", label=neuron)
-    top.set_title(f"layer {k + 1}: $t, u, c$", pad=14)
+    top.set_title(f"layer {k + 1}: $t, u, c$", pad=14, fontsize=11)
     top.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     bottom = axes[1, k]
     bottom.plot(x, h[:, names["acc"]] - offset, color=colors["acc"], lw=1.3,
                 label="acc $- C$")
-    bottom.set_title(f"layer {k + 1}: acc $- C$ $= F_{k}$")
+    bottom.set_title(f"acc $- C = F_{k}$", fontsize=11)
     bottom.set_xlabel("input $x$")
   axes[0, 0].set_ylabel("neuron output")
   axes[1, 0].set_ylabel("neuron output $- C$")
-  axes[0, 0].legend(loc="center left")
+  axes[0, 0].legend(loc=(0.03, 0.42), fontsize=9.5, handlelength=1.5)
 
   axes[0, depth].plot(x, relucomp.triangle_waves(x, peaks[:depth])[-1],
                       color="tab:gray", lw=1.2)
-  axes[0, depth].set_title(f"$W_{depth}$: {2 ** depth} pieces", pad=14)
+  axes[0, depth].set_title(f"$W_{depth}$: {2 ** depth} pieces", pad=14, fontsize=11)
   axes[1, depth].plot(x, y, color="k", lw=1.5)
-  axes[1, depth].set_title(f"output $F_{depth}$")
+  axes[1, depth].set_title(f"output $F_{depth}$", fontsize=11)
   axes[1, depth].set_xlabel("input $x$")
   for ax in axes.flat:
     ax.set_xlim(0, 1)
-    ax.tick_params(labelsize=8)
+    ax.tick_params(labelsize=9.5)
   fig.suptitle(
       f"Neurons of the 4-wide compositional network, depth {depth}, peaks "
-      + ", ".join(f"{a:g}" for a in NETWORK_PEAKS[:depth]), fontsize=10.5)
+      + ", ".join(f"{a:g}" for a in NETWORK_PEAKS[:depth]), fontsize=12)
   fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.09, wspace=0.35)
   return fig
 
@@ -206,7 +210,7 @@ def law_derivatives():
   }
   # Midpoints of a grid fine enough to put at most one kink between two of them.
   xm = (jnp.arange(100000) + 0.5) / 100000
-  fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.8))
+  fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4.2))
   for (label, scales), color in zip(choices.items(), ("tab:blue", "tab:red")):
     slope = _derivative(lambda t, s=scales: relucomp.compositional(t, peaks, s), xm)
     axes[0].plot(xm, slope, color=color, lw=1.0, label=label)
