@@ -139,3 +139,46 @@ def test_figures_linked_from_pages_exist():
     for target in re.findall(r"\]\(((?:\.\./)*figures/[\w.-]+\.png)\)", page.read_text()):
       assert (page.parent / target).resolve().is_file(), (
           f"{page.relative_to(ROOT)} links {target}, which is not generated")
+
+
+def _registered_figures() -> list[str]:
+  """Names passed to ``@figure(...)`` in benchmarks/figures.py, read statically."""
+  tree = ast.parse((ROOT / "benchmarks" / "figures.py").read_text())
+  names = []
+  for node in ast.walk(tree):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      for deco in node.decorator_list:
+        if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "figure"
+            and deco.args and isinstance(deco.args[0], ast.Constant)):
+          names.append(deco.args[0].value)
+  return names
+
+
+def test_gallery_shows_every_registered_figure_and_nothing_stale():
+  registered = _registered_figures()
+  assert registered, "benchmarks/figures.py registers no figure"
+  assert len(set(registered)) == len(registered)
+  gallery = (DOCS / "gallery.md").read_text()
+  for name in registered:
+    assert f"(figures/{name}.png)" in gallery, f"gallery.md does not show {name}"
+  pngs = sorted(p.stem for p in (DOCS / "figures").glob("*.png"))
+  assert pngs == sorted(registered), (
+      "docs/figures/ must hold exactly the registered figures; rerun "
+      "benchmarks/figures.py and remove PNGs that no function makes")
+
+
+def test_figures_script_regenerates_a_figure(tmp_path):
+  import subprocess
+  import sys
+
+  script = ROOT / "benchmarks" / "figures.py"
+  listed = subprocess.run([sys.executable, str(script), "--list"], check=True,
+                          capture_output=True, text=True).stdout
+  assert [line.split()[0] for line in listed.splitlines()] == _registered_figures()
+  subprocess.run([sys.executable, str(script), "network_neurons", "--out", str(tmp_path)],
+                 check=True, capture_output=True, text=True)
+  import matplotlib.image
+  image = matplotlib.image.imread(tmp_path / "network_neurons.png")
+  committed = matplotlib.image.imread(DOCS / "figures" / "network_neurons.png")
+  assert image.shape == committed.shape
+  assert image.shape[1] >= 700  # drawn at page width
