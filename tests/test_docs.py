@@ -51,10 +51,17 @@ def _constant_docstring(name: str) -> str:
   return max(found, key=len, default="")
 
 
+def _is_constant(name: str) -> bool:
+  """True for data (a tuple, a number): neither a class nor a (wrapped) routine."""
+  obj = getattr(relucomp, name)
+  return not (inspect.isclass(obj) or inspect.isroutine(inspect.unwrap(obj)))
+
+
 def _docstring(name: str) -> str:
   obj = getattr(relucomp, name)
-  if inspect.isroutine(obj) or inspect.isclass(obj):
-    return inspect.getdoc(obj) or ""
+  own = getattr(obj, "__doc__", None)
+  if not _is_constant(name) or (own and own is not getattr(type(obj), "__doc__", None)):
+    return inspect.cleandoc(own or "")
   return _constant_docstring(name)
 
 
@@ -80,9 +87,7 @@ def test_public_name_has_docstring_with_runnable_example(name):
       f"the Example section of relucomp.{name} has no doctest ('>>>' lines)")
 
 
-@pytest.mark.parametrize("name", [
-    n for n in relucomp.__all__
-    if not (inspect.isroutine(getattr(relucomp, n)) or inspect.isclass(getattr(relucomp, n)))])
+@pytest.mark.parametrize("name", [n for n in relucomp.__all__ if _is_constant(n)])
 def test_constant_examples_run(name):
   # Functions and classes run as doctests through --doctest-modules; a
   # constant's docstring is not collected there, so its example runs here.

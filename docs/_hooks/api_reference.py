@@ -50,8 +50,8 @@ def defining_module(package: ModuleType, name: str) -> str:
   """
   obj = getattr(package, name)
   module = getattr(obj, "__module__", None)
-  if (inspect.isfunction(obj) or inspect.isclass(obj)) and module:
-    if module.startswith(package.__name__):
+  if (callable(obj) or inspect.isclass(obj)) and isinstance(module, str):
+    if module.startswith(package.__name__ + "."):
       return module
   candidates = [m for m in _submodules(package) if vars(m).get(name, None) is obj]
   listed = [m for m in candidates if name in getattr(m, "__all__", ())]
@@ -89,9 +89,9 @@ def data_docstring(module: ModuleType, name: str) -> str:
 def docstring(package: ModuleType, name: str) -> str:
   """The docstring of a public name: its own, or a constant's literal."""
   obj = getattr(package, name)
-  if inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj) \
-      or inspect.isroutine(obj):
-    return inspect.getdoc(obj) or ""
+  own = getattr(obj, "__doc__", None)
+  if inspect.isclass(obj) or (own and own is not getattr(type(obj), "__doc__", None)):
+    return inspect.cleandoc(own or "")
   module = importlib.import_module(defining_module(package, name))
   return data_docstring(module, name)
 
