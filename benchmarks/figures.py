@@ -190,6 +190,71 @@ def network_neurons():
   return fig
 
 
+# --- Seed Figure 5: a default network's neurons against the construction's --
+
+DEFAULT_DEPTH = 5
+DEFAULT_SEED = 0
+
+
+def kaiming_uniform_mlp(key: jax.Array, widths: list[int]) -> list[dict[str, jax.Array]]:
+  """PyTorch's default ``nn.Linear`` initialisation, as relucomp params.
+
+  Weights and biases are drawn from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+  """
+  params = []
+  for n_in, n_out in zip(widths[:-1], widths[1:]):
+    key, k_w, k_b = jax.random.split(key, 3)
+    bound = 1.0 / jnp.sqrt(n_in)
+    params.append({
+        "kernel": jax.random.uniform(k_w, (n_in, n_out), minval=-bound, maxval=bound),
+        "bias": jax.random.uniform(k_b, (n_out,), minval=-bound, maxval=bound),
+    })
+  return params
+
+
+def pre_activations(params: list[dict[str, jax.Array]], x: jax.Array) -> list[jax.Array]:
+  """Each hidden layer's pre-activations at inputs ``x`` of shape (n,).
+
+  The network cut after layer ``k`` ends in that layer, linear, so
+  :func:`relucomp.mlp_apply` of the first ``k`` layers is its pre-activation.
+  """
+  return [relucomp.mlp_apply(list(params[:k]), x[:, None])
+          for k in range(1, len(params))]
+
+
+@figure("default_vs_compositional")
+def default_vs_compositional():
+  """Pre-activations per layer: a default-initialised MLP against the construction."""
+  depth = DEFAULT_DEPTH
+  x = jnp.linspace(0.0, 1.0, 1001)
+  default = kaiming_uniform_mlp(jax.random.key(DEFAULT_SEED), [1] + [4] * depth + [1])
+  peaks = jnp.asarray(NETWORK_PEAKS + (0.5,))[: depth + 1]
+  constructed = relucomp.compositional_mlp(
+      peaks, relucomp.enforced_scales(peaks, NETWORK_AMPLITUDE))
+  rows = {"default initialisation": default, "compositional, untrained": constructed}
+  fig, axes = plt.subplots(2, depth, figsize=(PAGE_WIDTH, 5.6), sharex=True)
+  for r, (label, params) in enumerate(rows.items()):
+    for k, pre in enumerate(pre_activations(params, x)):
+      ax = axes[r, k]
+      scale = jnp.maximum(jnp.max(jnp.abs(pre), axis=0), 1e-30)
+      # Takes both signs, beyond rounding: the neuron bends somewhere in [0, 1].
+      tol = 1e-9 * scale
+      crossing = int(jnp.sum(jnp.any(pre > tol, axis=0) & jnp.any(pre < -tol, axis=0)))
+      for j in range(pre.shape[1]):
+        ax.plot(x, pre[:, j] / scale[j], lw=1.2)
+      ax.axhline(0.0, color="k", lw=0.8)
+      ax.set_title(f"layer {k + 1}\n{crossing}/4 change sign", fontsize=10)
+      ax.set_ylim(-1.1, 1.1)
+      ax.tick_params(labelsize=9)
+      if r == 1:
+        ax.set_xlabel("input $x$")
+    axes[r, 0].set_ylabel(f"{label}\npre-activation / max", fontsize=10)
+  fig.suptitle("Which neurons bend? Pre-activations over $x \\in [0, 1]$, each "
+               "scaled to a maximum of 1", fontsize=11.5)
+  fig.tight_layout()
+  return fig
+
+
 # --- The differentiability law at random peaks -------------------------------
 
 LAW_DEPTH = 8
