@@ -70,7 +70,7 @@ def _derivative(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array
   return jax.vmap(jax.grad(fn))(x)
 
 
-# --- Seed Figure 1: triangle waves and the x^2 approximations ---------------
+# --- The paper's Figure 1: triangle waves and the x^2 approximations
 
 @figure("triangle_waves_x2")
 def triangle_waves_x2():
@@ -122,7 +122,7 @@ def triangle_waves_x2():
   return fig
 
 
-# --- Seed Figure 3: the outputs of every neuron of the 4-wide network -------
+# --- The paper's Figure 3: the outputs of every neuron of the 4-wide network
 
 NETWORK_PEAKS = (0.35, 0.6, 0.45, 0.55, 0.5)
 NETWORK_AMPLITUDE = 0.2
@@ -190,7 +190,7 @@ def network_neurons():
   return fig
 
 
-# --- Seed Figure 5: a default network's neurons against the construction's --
+# --- The paper's Figure 5: a default network's neurons against the construction's
 
 DEFAULT_DEPTH = 5
 DEFAULT_SEED = 0
