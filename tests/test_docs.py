@@ -22,6 +22,7 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if "_hooks" not in p.parts)
 
 _EXAMPLE = re.compile(r"^\s*Examples?:\s*$", re.MULTILINE)
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+PAGES_WITH_CODE = [p for p in PAGES if _FENCE.search(p.read_text())]
 
 
 def _load_generator():
@@ -115,7 +116,12 @@ def test_api_reference_is_in_the_navigation():
   assert not (DOCS / "api.md").exists(), "api.md is generated; do not commit one"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_getting_started_and_concepts_have_code():
+  with_code = {str(p.relative_to(DOCS)) for p in PAGES_WITH_CODE}
+  assert {"index.md", "concepts.md"} <= with_code
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(DOCS)))
 def test_page_code_runs(page, tmp_path, monkeypatch):
   """Runs the page's ``python`` blocks in order, in one namespace."""
   blocks = _FENCE.findall(page.read_text())
@@ -140,10 +146,13 @@ def test_pages_have_no_unfinished_markers():
 
 
 def test_figures_linked_from_pages_exist():
+  links = 0
   for page in PAGES:
     for target in re.findall(r"\]\(((?:\.\./)*figures/[\w.-]+\.png)\)", page.read_text()):
+      links += 1
       assert (page.parent / target).resolve().is_file(), (
           f"{page.relative_to(ROOT)} links {target}, which is not generated")
+  assert links > 0, "no page shows a figure"
 
 
 def _registered_figures() -> list[str]:
