@@ -96,8 +96,9 @@ def test_constant_examples_run(name):
   test = doctest.DocTestParser().get_doctest(
       example, {}, f"relucomp.{name}", None, 0)
   runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-  runner.run(test)
-  assert runner.failures == 0 and runner.tries > 0
+  result = runner.run(test)
+  assert result.attempted > 0, f"relucomp.{name} has no example to run"
+  assert result.failed == 0, f"the example of relucomp.{name} fails (output above)"
 
 
 def test_api_reference_lists_every_public_name():
