@@ -61,7 +61,7 @@ def _is_constant(name: str) -> bool:
 def _docstring(name: str) -> str:
   obj = getattr(relucomp, name)
   own = getattr(obj, "__doc__", None)
-  if not _is_constant(name) or (own and own is not getattr(type(obj), "__doc__", None)):
+  if not _is_constant(name) or (own and own != getattr(type(obj), "__doc__", None)):
     return inspect.cleandoc(own or "")
   return _constant_docstring(name)
 

@@ -90,7 +90,7 @@ def docstring(package: ModuleType, name: str) -> str:
   """The docstring of a public name: its own, or a constant's literal."""
   obj = getattr(package, name)
   own = getattr(obj, "__doc__", None)
-  if inspect.isclass(obj) or (own and own is not getattr(type(obj), "__doc__", None)):
+  if inspect.isclass(obj) or (own and own != getattr(type(obj), "__doc__", None)):
     return inspect.cleandoc(own or "")
   module = importlib.import_module(defining_module(package, name))
   return data_docstring(module, name)
@@ -122,10 +122,21 @@ def sections(package: ModuleType) -> list[tuple[str, list[str]]]:
   return [(_title(m), sorted(groups[m], key=str.lower)) for m in ordered]
 
 
+_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|obj):`~?([\w.]+)`")
+
+
 def _summary(package: ModuleType, name: str) -> str:
+  """The first paragraph of the docstring, as one Markdown table cell."""
   doc = docstring(package, name).strip()
   first = doc.split("\n\n", 1)[0].replace("\n", " ") if doc else ""
-  return first.replace("|", "\\|")
+
+  def link(match: re.Match) -> str:
+    target = match.group(1).removeprefix(package.__name__ + ".")
+    if target in package.__all__:
+      return f"[`{target}`][{package.__name__}.{target}]"
+    return f"`{match.group(1)}`"
+
+  return _ROLE.sub(link, first).replace("|", "\\|")
 
 
 def render(package_name: str = "relucomp") -> str:
