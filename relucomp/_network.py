@@ -11,8 +11,18 @@ from relucomp import _validation as v
 
 __all__ = ["compositional_mlp", "NEURONS"]
 
-#: Order of the four neurons in every hidden layer of :func:`compositional_mlp`.
 NEURONS = ("t", "u", "acc", "c")
+"""Order of the four neurons in every hidden layer of :func:`compositional_mlp`.
+
+``t`` holds the current wave, ``u`` its twin that switches on at the peak,
+``acc`` the partial sum plus a constant, and ``c`` a constant that decays
+with depth.
+
+Example:
+  >>> import relucomp
+  >>> relucomp.NEURONS.index("acc")
+  2
+"""
 
 
 def _magnitudes(scales: jax.Array) -> jax.Array:
