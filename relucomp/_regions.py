@@ -36,9 +36,10 @@ __all__ = ["linear_pieces_1d", "LinearPieces", "VALUE_RTOL", "SLOPE_RTOL"]
 #: to the sum of the absolute values of that neuron's own terms).
 VALUE_RTOL = 1e-10
 #: Two neighbouring slopes count as equal when they differ by at most this
-#: times the sum over active paths of the absolute path products (the scale
-#: of the roundoff in a slope), i.e. a few dozen units of roundoff.
-SLOPE_RTOL = 64 * np.finfo(np.float64).eps
+#: times the sum of the absolute values of the output slope's own terms
+#: (``sum_j |g_j W_jo|`` over the last hidden layer), i.e. 256 units of
+#: roundoff.
+SLOPE_RTOL = 256 * np.finfo(np.float64).eps
 #: Breakpoints closer than this many units of roundoff of ``max(|lo|, |hi|)``
 #: are not separated (see :func:`linear_pieces_1d`).
 COINCIDENT_ULPS = 8
@@ -88,36 +89,64 @@ def _scalar(value: Any, name: str) -> float:
   return out
 
 
+def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+  """``a @ w`` for a tall ``a`` and a small ``w``.
+
+  A multithreaded BLAS spends more time waking threads than multiplying a
+  ``(10^6, 4) @ (4, 4)`` product (several times slower on a busy machine),
+  so narrow layers are multiplied in row blocks small enough to run on one
+  thread; wide layers go to BLAS in one call.
+  """
+  n, m = w.shape
+  if n * m > 64 or a.shape[0] <= 8192:
+    return a @ w
+  rows = 65536 // (n * m)
+  out = np.empty((a.shape[0], m))
+  for start in range(0, a.shape[0], rows):
+    np.matmul(a[start:start + rows], w, out=out[start:start + rows])
+  return out
+
+
 def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
   """Pre-activations at points and the scale of each neuron's own terms."""
-  z = h @ kernel + bias
-  scale = np.abs(h) @ np.abs(kernel) + np.abs(bias)
-  return snap(z, scale), scale
+  z = matmul(h, kernel)
+  z += bias
+  scale = matmul(np.abs(h), np.abs(kernel))
+  scale += np.abs(bias)
+  scale *= VALUE_RTOL
+  z[np.abs(z) <= scale] = 0.0
+  scale /= VALUE_RTOL
+  return z, scale
 
 
 def snap(z: np.ndarray, scale: np.ndarray) -> np.ndarray:
   """Sets pre-activations below the neuron-relative tolerance to exactly 0."""
-  return np.where(np.abs(z) <= VALUE_RTOL * scale, 0.0, z)
+  z = z.copy()
+  z[np.abs(z) <= VALUE_RTOL * scale] = 0.0
+  return z
 
 
-def _split_layer(x, z, scale, slopes_in, kernels, xtol):
+def _split_layer(x, z, slopes_in, kernel, xtol):
   """Cuts the intervals of one layer where a neuron changes sign inside.
 
   Args:
     x: points, shape ``(P,)`` sorted.
     z: snapped pre-activations at the points, ``(P, m)``.
-    scale: their scales, ``(P, m)``.
-    slopes_in: per-interval slope arrays ``(P - 1, n)`` of the input
-      neurons (the slopes, and optionally their absolute path sums).
-    kernels: the kernel ``(n, m)`` to apply to each of ``slopes_in``.
+    slopes_in: per-interval slopes ``(P - 1, n)`` of the input neurons.
+    kernel: ``(n, m)``.
     xtol: breakpoint separation below which roots are not separated.
 
   Returns:
     ``(x, z, slopes_out)``: refined points, pre-activations at them and the
     post-activation slopes of every neuron on each refined interval.
+
+  The pre-activations at a new point are interpolated along the interval
+  (exact on an affine piece); the crossing neuron is set to exactly zero
+  there. A neuron that is zero at both ends of an interval stays exactly
+  zero, so no further snapping is needed.
   """
-  pre_slopes = [g @ w for g, w in zip(slopes_in, kernels)]   # (K, m) each
+  pre_slope = matmul(slopes_in, kernel)              # (K, m)
   pos = z > 0
   neg = z < 0
   cross = (pos[:-1] & neg[1:]) | (neg[:-1] & pos[1:])
@@ -143,8 +172,7 @@ def _split_layer(x, z, scale, slopes_in, kernels, xtol):
     keep = (root - prev > xtol) & (xr - root > xtol)
     ci, cn, t, root = ci[keep], cn[keep], t[keep], root[keep]
   if ci.size == 0:
-    active = (z[:-1] + z[1:]) > 0
-    return x, z, [g * active for g in pre_slopes]
+    return x, z, _mask_slopes(pre_slope, z)
 
   n_new = np.bincount(ci, minlength=x.shape[0] - 1)
   offset = np.zeros(x.shape[0], dtype=np.int64)
@@ -156,48 +184,50 @@ def _split_layer(x, z, scale, slopes_in, kernels, xtol):
   new_x[old_pos] = x
   new_z[old_pos] = z
   pos_new = ci + 1 + np.arange(ci.size)
-  tt = t[:, None]
   zl = z[ci]
-  zi = zl + tt * (z[ci + 1] - zl)
-  sl = scale[ci]
-  zi = snap(zi, sl + tt * (scale[ci + 1] - sl))
+  zi = z[ci + 1]
+  zi -= zl
+  zi *= t[:, None]
+  zi += zl
   zi[np.arange(ci.size), cn] = 0.0                   # the neuron that crosses
   new_x[pos_new] = root
   new_z[pos_new] = zi
-  parent = np.repeat(np.arange(x.shape[0] - 1), n_new + 1)
-  active = (new_z[:-1] + new_z[1:]) > 0
-  return new_x, new_z, [g[parent] * active for g in pre_slopes]
+  return new_x, new_z, _mask_slopes(np.repeat(pre_slope, n_new + 1, axis=0), new_z)
 
 
-def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi: float,
-                  *, with_abs: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def _mask_slopes(slopes: np.ndarray, z: np.ndarray) -> np.ndarray:
+  """Zeroes, in place, the slopes of neurons inactive on each interval."""
+  slopes[(z[:-1] + z[1:]) <= 0] = 0.0               # sign at the midpoint
+  return slopes
+
+
+def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """Every activation region of a scalar-input network on ``[lo, hi]``.
 
   Returns:
-    ``(x, values, slopes, abs_slopes)``: the region boundaries including
+    ``(x, values, slopes, slope_scale)``: the region boundaries including
     ``lo`` and ``hi`` (shape ``(K + 1,)``), the outputs at them
     ``(K + 1, n_out)``, the output slope on each region ``(K, n_out)`` and
-    (with ``with_abs``, else ``None``) the sum over active paths of the
-    absolute values of the path products, the scale of the slope's roundoff.
+    the sum of the absolute values of the output slope's own terms
+    ``|g_{L-1}| @ |W_L|`` (the neuron-relative scale of its roundoff).
   """
   xtol = COINCIDENT_ULPS * _EPS * max(abs(lo), abs(hi))
   x = np.array([lo, hi], dtype=np.float64)
   h = x[:, None]
-  slopes = [np.ones((1, 1))] * (2 if with_abs else 1)
+  slopes = np.ones((1, 1))
   for kernel, bias in layers[:-1]:
-    z, scale = preactivation(h, kernel, bias)
-    kernels = [kernel, np.abs(kernel)][:len(slopes)]
-    x, z, slopes = _split_layer(x, z, scale, slopes, kernels, xtol)
+    z, _ = preactivation(h, kernel, bias)
+    x, z, slopes = _split_layer(x, z, slopes, kernel, xtol)
     h = np.maximum(z, 0.0)
   kernel, bias = layers[-1]
-  abs_slopes = slopes[1] @ np.abs(kernel) if with_abs else None
-  return x, h @ kernel + bias, slopes[0] @ kernel, abs_slopes
+  return (x, matmul(h, kernel) + bias, matmul(slopes, kernel),
+          matmul(np.abs(slopes), np.abs(kernel)))
 
 
-def merge_equal(slopes: np.ndarray, abs_slopes: np.ndarray) -> np.ndarray:
+def merge_equal(slopes: np.ndarray, slope_scale: np.ndarray) -> np.ndarray:
   """Mask of the interior boundaries where no output's slope changes."""
-  tol = SLOPE_RTOL * np.maximum(abs_slopes[:-1], abs_slopes[1:])
+  tol = SLOPE_RTOL * np.maximum(slope_scale[:-1], slope_scale[1:])
   return np.all(np.abs(slopes[1:] - slopes[:-1]) <= tol, axis=1)
 
 
@@ -222,13 +252,14 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
     breakpoints give one breakpoint, the leftmost. Each neuron's state on the
     resulting pieces is then its sign at the piece's midpoint.
   * With ``merge=True`` two neighbouring pieces are joined when, for every
-    output, their slopes differ by at most ``SLOPE_RTOL`` (64 units of
-    roundoff) times the larger of the two pieces' absolute path sums
-    ``sum over active paths |w_L ... w_1|``: the roundoff scale of a slope,
-    which is not small when the slope itself is small through cancellation.
-    The network is continuous, so equal slopes mean equal affine maps; the
-    joined piece reports the slope and intercept of its leftmost
-    constituent.
+    output ``o``, their slopes differ by at most ``SLOPE_RTOL`` (256 units of
+    roundoff, about 5.7e-14) times the larger over the two pieces of
+    ``sum_j |g_j W_jo|``, the output's own terms (``g_j`` the slope of the
+    last hidden layer's neuron ``j``): the same neuron-relative rule as for
+    values, so a slope that is small through cancellation is still compared
+    at the scale of its terms. The network is continuous, so equal slopes
+    mean equal affine maps; the joined piece reports the slope and intercept
+    of its leftmost constituent.
 
   Args:
     params: an MLP as for :func:`mlp_apply` with one input (``n_in = 1``);
@@ -270,10 +301,10 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
   hi = _scalar(hi, "hi")
   if not lo < hi:
     raise ValueError(f"lo must be smaller than hi; got lo = {lo}, hi = {hi}.")
-  x, values, slopes, abs_slopes = pieces_1d_raw(layers, lo, hi, with_abs=merge)
+  x, values, slopes, slope_scale = pieces_1d_raw(layers, lo, hi)
   first = np.arange(slopes.shape[0])
   if merge and slopes.shape[0] > 1:
-    cut = ~merge_equal(slopes, abs_slopes)
+    cut = ~merge_equal(slopes, slope_scale)
     first = np.concatenate([[0], np.flatnonzero(cut) + 1])
   slopes = slopes[first]
   intercepts = values[first] - slopes * x[first][:, None]
