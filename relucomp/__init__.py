@@ -4,6 +4,8 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 4-wide ReLU MLP with exactly ``2^d`` linear pieces.
 """
 
+from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lipschitz_bound,
+                              local_lipschitz, region_polytope)
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
 from relucomp._regions import LinearPieces, linear_pieces_1d
@@ -14,15 +16,22 @@ from relucomp._validation import checkified
 __version__ = "0.1.0"
 
 __all__ = [
+    "Atoms",
     "LinearPieces",
     "NEURONS",
+    "activation_pattern",
+    "affine_map",
+    "atoms",
     "checkified",
     "compositional",
     "compositional_mlp",
     "count_params",
     "enforced_scales",
     "linear_pieces_1d",
+    "lipschitz_bound",
+    "local_lipschitz",
     "mlp_apply",
+    "region_polytope",
     "triangle",
     "triangle_waves",
 ]
