@@ -8,7 +8,7 @@ from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lips
                               local_lipschitz, region_polytope)
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
-from relucomp._regions import LinearPieces, linear_pieces_1d
+from relucomp._regions import LinearPieces, Regions2D, linear_pieces_1d, regions_2d
 from relucomp._series import compositional, enforced_scales
 from relucomp._triangle import triangle, triangle_waves
 from relucomp._validation import checkified
@@ -19,6 +19,7 @@ __all__ = [
     "Atoms",
     "LinearPieces",
     "NEURONS",
+    "Regions2D",
     "activation_pattern",
     "affine_map",
     "atoms",
@@ -32,6 +33,7 @@ __all__ = [
     "local_lipschitz",
     "mlp_apply",
     "region_polytope",
+    "regions_2d",
     "triangle",
     "triangle_waves",
 ]

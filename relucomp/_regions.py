@@ -20,6 +20,11 @@ Tolerances (shared by the 1-D and 2-D enumerations):
 * A cell is cut only where a neuron is strictly positive at one vertex and
   strictly negative at another (after the rule above). On a cell where a
   neuron is zero throughout it counts as inactive.
+
+In 1-D (:func:`linear_pieces_1d`) the cells are intervals carrying every
+neuron's value at their ends; in 2-D (:func:`regions_2d`) they are convex
+polygons carrying the affine maps of the layer's pre-activations, cut one
+neuron at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import numpy as np
 
 from relucomp import _mlp
 
-__all__ = ["linear_pieces_1d", "LinearPieces", "VALUE_RTOL", "SLOPE_RTOL"]
+__all__ = ["linear_pieces_1d", "LinearPieces", "regions_2d", "Regions2D",
+           "VALUE_RTOL", "SLOPE_RTOL"]
 
 #: Relative tolerance below which a pre-activation counts as zero (relative
 #: to the sum of the absolute values of that neuron's own terms).
@@ -310,3 +316,232 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
   intercepts = values[first] - slopes * x[first][:, None]
   return LinearPieces(breakpoints=x[first[1:]], slopes=slopes,
                       intercepts=intercepts, count=int(first.shape[0]))
+
+
+class Regions2D(NamedTuple):
+  """The exact partition of a rectangle by a two-input ReLU network.
+
+  Attributes:
+    vertices: one array of shape ``(n_vertices, 2)`` per region, its convex
+      polygon in counter-clockwise order.
+    patterns: one boolean array of shape ``(count, n_l)`` per hidden layer:
+      the activation pattern of each region.
+    A: the linear part of each region's affine map, ``(count, n_out, 2)``.
+    c: its offset, ``(count, n_out)``: ``f(y) = A[r] @ y + c[r]`` on region
+      ``r``.
+    count: the number of regions.
+  """
+  vertices: list
+  patterns: list
+  A: np.ndarray
+  c: np.ndarray
+  count: int
+
+
+_CHUNK = 4096
+
+
+def _vertex_values(v: np.ndarray, p: np.ndarray) -> np.ndarray:
+  """Snapped pre-activations ``(n, K, m)`` at vertices ``v`` of maps ``p``.
+
+  ``p`` has shape ``(n, 3, m)``: rows are the coefficients of ``y_0``,
+  ``y_1`` and the constant, so ``z = y_0 p_0 + y_1 p_1 + p_2``; the zero
+  tolerance is relative to ``|y_0 p_0| + |y_1 p_1| + |p_2|``.
+  """
+  a0, a1, b = p[:, 0:1, :], p[:, 1:2, :], p[:, 2:3, :]
+  y0, y1 = v[..., 0:1], v[..., 1:2]
+  z = y0 * a0 + y1 * a1 + b
+  scale = np.abs(y0 * a0) + np.abs(y1 * a1) + np.abs(b)
+  z[np.abs(z) <= VALUE_RTOL * scale] = 0.0
+  return z
+
+
+def _centroid_values(v, cnt, p):
+  """Snapped pre-activations at each polygon's vertex average, ``(n, m)``.
+
+  Also returns the half-extents ``(n, 2)`` of the polygons' bounding boxes
+  around that point.
+  """
+  valid = (np.arange(v.shape[1]) < cnt[:, None])[..., None]
+  centre = np.sum(np.where(valid, v, 0.0), axis=1) / cnt[:, None]
+  reach = np.max(np.where(valid, np.abs(v - centre[:, None, :]), 0.0), axis=1)
+  a0, a1, b = p[:, 0, :], p[:, 1, :], p[:, 2, :]
+  y0, y1 = centre[:, 0:1], centre[:, 1:2]
+  z = y0 * a0 + y1 * a1 + b
+  scale = np.abs(y0 * a0) + np.abs(y1 * a1) + np.abs(b)
+  z[np.abs(z) <= VALUE_RTOL * scale] = 0.0
+  return z, reach
+
+
+def _candidates(v, cnt, p):
+  """A superset of the (polygon, neuron) pairs whose zero line cuts it.
+
+  The pre-activation is affine, so over a polygon it stays within its value
+  at the vertex average plus ``|a_0| r_0 + |a_1| r_1`` (``r`` the bounding
+  box half-extents); a neuron whose range excludes zero cannot cut.
+  """
+  out = np.empty((v.shape[0], p.shape[2]), dtype=bool)
+  for start in range(0, v.shape[0], _CHUNK):
+    sl = slice(start, start + _CHUNK)
+    z, reach = _centroid_values(v[sl], cnt[sl], p[sl])
+    spread = np.abs(p[sl, 0, :]) * reach[:, 0:1] + np.abs(p[sl, 1, :]) * reach[:, 1:2]
+    out[sl] = np.abs(z) <= spread * (1 + 1e-6) + 1e-300
+  return out
+
+
+def _cut_polygons(v, cnt, z):
+  """Splits convex polygons along the zero line of an affine function.
+
+  Args:
+    v: vertices ``(s, K, 2)`` (padded), ``cnt`` their counts ``(s,)``.
+    z: the function's snapped values at the vertices ``(s, K)``; every
+      polygon has a strictly positive and a strictly negative vertex.
+
+  Returns:
+    ``(v_pos, cnt_pos, v_neg, cnt_neg)``: the parts where ``z >= 0`` and
+    ``z <= 0``, vertices in the same cyclic order, padded to a common size.
+  """
+  s, k = z.shape
+  idx = np.arange(k)
+  valid = idx < cnt[:, None]
+  nxt = (idx[None, :] + 1) % cnt[:, None]
+  z_next = np.take_along_axis(z, nxt, axis=1)
+  v_next = np.take_along_axis(v, nxt[..., None], axis=1)
+  cross = valid & (((z > 0) & (z_next < 0)) | ((z < 0) & (z_next > 0)))
+  with np.errstate(divide="ignore", invalid="ignore"):
+    t = np.where(cross, z / (z - z_next), 0.0)
+  point = v + t[..., None] * (v_next - v)
+  slots = np.stack([v, point], axis=2).reshape(s, 2 * k, 2)
+  out = []
+  for keep in (valid & (z >= 0), valid & (z <= 0)):
+    emit = np.stack([keep, cross], axis=2).reshape(s, 2 * k)
+    count = emit.sum(axis=1)
+    pos = np.cumsum(emit, axis=1) - 1
+    rows, cols = np.nonzero(emit)
+    out.append((rows, pos[rows, cols], slots[rows, cols], count))
+  size = max(k, int(out[0][3].max()), int(out[1][3].max()))
+  result = []
+  for rows, pos, points, count in out:
+    child = np.zeros((s, size, 2))
+    child[rows, pos] = points
+    result.extend([child, count])
+  return tuple(result)
+
+
+def _pad(v: np.ndarray, size: int) -> np.ndarray:
+  if v.shape[1] >= size:
+    return v
+  out = np.zeros((v.shape[0], size, 2))
+  out[:, :v.shape[1]] = v
+  return out
+
+
+def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
+  """The exact partition of a rectangle into the regions of a 2-input network.
+
+  The rectangle ``[lo[0], hi[0]] x [lo[1], hi[1]]`` is refined layer by
+  layer in float64 (host NumPy): every polygon carries the affine maps of the
+  current layer's pre-activations, and is cut, neuron by neuron, along each
+  zero line that passes strictly through it. A neuron whose pre-activation
+  is zero within ``VALUE_RTOL`` (relative to its own terms) at a vertex
+  counts as passing exactly through that vertex, so lines through existing
+  vertices and lines that only touch a polygon never create slivers; lines
+  meeting at (nearly) one point are cut in neuron order and the result does
+  not depend on anything else. A region's pattern is each neuron's sign at
+  the polygon's vertex average (zero counts as inactive).
+
+  Args:
+    params: an MLP as for :func:`mlp_apply` with exactly two inputs.
+    lo: the lower-left corner, two finite numbers.
+    hi: the upper-right corner, ``hi[i] > lo[i]``.
+
+  Returns:
+    :class:`Regions2D` ``(vertices, patterns, A, c, count)``.
+
+  Raises:
+    ValueError: on malformed or non-chaining layers, non-finite weights, a
+      network whose first kernel does not have two rows, or a bad rectangle
+      (naming ``lo`` / ``hi``).
+
+  Example:
+    >>> import numpy as np
+    >>> import relucomp
+    >>> grid = [{"kernel": np.array([[1.0, 0.0], [0.0, 1.0]]), "bias": np.zeros(2)},
+    ...         {"kernel": np.ones((2, 1)), "bias": np.zeros(1)}]
+    >>> parts = relucomp.regions_2d(grid, [-1.0, -1.0], [1.0, 1.0])
+    >>> parts.count  # the four quadrants
+    4
+  """
+  layers = host_layers(params)
+  if layers[0][0].shape[0] != 2:
+    raise ValueError(
+        "params must describe a network with two inputs (first kernel of shape "
+        f"(2, n)) for a 2-D enumeration; got n_in = {layers[0][0].shape[0]}.")
+  lo_arr = np.asarray(lo, dtype=np.float64)
+  hi_arr = np.asarray(hi, dtype=np.float64)
+  for name, arr in (("lo", lo_arr), ("hi", hi_arr)):
+    if arr.shape != (2,):
+      raise ValueError(f"{name} must have two entries (a corner of the rectangle); "
+                       f"got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+      raise ValueError(f"{name} must be finite (no NaN or inf); got {arr}.")
+  if not np.all(lo_arr < hi_arr):
+    raise ValueError(f"lo must be smaller than hi in both coordinates; got lo = "
+                     f"{lo_arr}, hi = {hi_arr}.")
+
+  v = np.array([[[lo_arr[0], lo_arr[1]], [hi_arr[0], lo_arr[1]],
+                 [hi_arr[0], hi_arr[1]], [lo_arr[0], hi_arr[1]]]])
+  cnt = np.array([4])
+  # Affine map of the layer input on each polygon: rows y_0, y_1, const.
+  maps = np.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+  patterns: list[np.ndarray] = []
+  for kernel, bias in layers[:-1]:
+    p = maps @ kernel                     # maps of this layer's pre-activations
+    p[:, 2, :] += bias
+    m = kernel.shape[1]
+    cand = _candidates(v, cnt, p)
+    # A polygon can only be cut by a neuron that cuts the polygon it came
+    # from at the start of the layer; children share their parent's maps
+    # (``src`` indexes them), so only vertices and counts are copied.
+    n = v.shape[0]
+    src = np.arange(n)
+    for i in range(m):
+      idx = np.flatnonzero(cand[src[:n], i])
+      if idx.size == 0:
+        continue
+      maps_i = p[src[idx]][:, :, i:i + 1]
+      z = _vertex_values(v[idx], maps_i)[..., 0]
+      valid = np.arange(v.shape[1]) < cnt[idx, None]
+      cut = np.any((z > 0) & valid, axis=1) & np.any((z < 0) & valid, axis=1)
+      idx, z = idx[cut], z[cut]
+      if idx.size == 0:
+        continue
+      v_pos, c_pos, v_neg, c_neg = _cut_polygons(v[idx], cnt[idx], z)
+      size = max(v.shape[1], v_pos.shape[1])
+      if n + idx.size > v.shape[0] or size > v.shape[1]:
+        capacity = max(2 * v.shape[0], n + idx.size)
+        grown = np.zeros((capacity, size, 2))
+        grown[:n, :v.shape[1]] = v[:n]
+        v = grown
+        cnt = np.concatenate([cnt[:n], np.zeros(capacity - n, dtype=cnt.dtype)])
+        src = np.concatenate([src[:n], np.zeros(capacity - n, dtype=src.dtype)])
+      v[idx] = _pad(v_pos, v.shape[1])
+      cnt[idx] = c_pos
+      v[n:n + idx.size] = _pad(v_neg, v.shape[1])
+      cnt[n:n + idx.size] = c_neg
+      src[n:n + idx.size] = src[idx]
+      n += idx.size
+    v, cnt, src = v[:n], cnt[:n], src[:n]
+    p = p[src]
+    patterns = [pat[src] for pat in patterns]
+    # The pattern of each final polygon: sign at its vertex average.
+    active = _centroid_values(v, cnt, p)[0] > 0
+    patterns.append(active)
+    maps = p * active[:, None, :]
+  kernel, bias = layers[-1]
+  out = maps @ kernel
+  out[:, 2, :] += bias
+  a = np.transpose(out[:, :2, :], (0, 2, 1))
+  vertices = [v[r, :cnt[r]] for r in range(v.shape[0])]
+  return Regions2D(vertices=vertices, patterns=patterns, A=a, c=out[:, 2, :],
+                   count=int(v.shape[0]))
