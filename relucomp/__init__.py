@@ -8,6 +8,7 @@ from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lips
                               local_lipschitz, region_polytope)
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
+from relucomp._plotting import plot_neurons_1d, plot_partition
 from relucomp._regions import LinearPieces, Regions2D, linear_pieces_1d, regions_2d
 from relucomp._series import compositional, enforced_scales
 from relucomp._triangle import triangle, triangle_waves
@@ -32,6 +33,8 @@ __all__ = [
     "lipschitz_bound",
     "local_lipschitz",
     "mlp_apply",
+    "plot_neurons_1d",
+    "plot_partition",
     "region_polytope",
     "regions_2d",
     "triangle",
