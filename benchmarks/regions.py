@@ -261,12 +261,14 @@ def figures(out, depths, curves):
   plt.close(ax.figure)
 
   fig = relucomp.plot_neurons_1d(compositional_params(np.random.default_rng(4), 4), 0.0, 1.0)
-  fig.suptitle("compositional network, d = 4", y=1.0)
+  fig.suptitle("compositional network, d = 4 (each neuron scaled to max |value| = 1)")
+  fig.tight_layout()
   fig.savefig(out / "neurons_compositional.png", dpi=120, bbox_inches="tight")
   plt.close(fig)
   fig = relucomp.plot_neurons_1d(default_init(np.random.default_rng(5), [1, 4, 4, 4, 4, 1]),
                                  0.0, 1.0)
-  fig.suptitle("default init, width 4, d = 4", y=1.0)
+  fig.suptitle("default init, width 4, d = 4 (each neuron scaled to max |value| = 1)")
+  fig.tight_layout()
   fig.savefig(out / "neurons_default.png", dpi=120, bbox_inches="tight")
   plt.close(fig)
 

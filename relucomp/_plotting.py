@@ -77,8 +77,8 @@ def _preactivations(layers, x):
   return out
 
 
-def plot_neurons_1d(params: Any, lo: Any, hi: Any, *, max_points: int = 200_000,
-                    fig: Any = None) -> Any:
+def plot_neurons_1d(params: Any, lo: Any, hi: Any, *, normalize: bool = True,
+                    max_points: int = 200_000, fig: Any = None) -> Any:
   """Each hidden neuron's pre-activation over ``[lo, hi]``, one panel a layer.
 
   Like Figures 3 and 5 of Heinecke and Hwang: the curves are drawn through
@@ -94,6 +94,10 @@ def plot_neurons_1d(params: Any, lo: Any, hi: Any, *, max_points: int = 200_000,
     params: an MLP with one input, as for :func:`linear_pieces_1d`.
     lo: left end of the interval.
     hi: right end, ``hi > lo``.
+    normalize: divide each neuron's curve by its largest absolute value on
+      the interval, so that neurons of very different magnitude (a deep
+      compositional layer carries values near ``s_d``) are all visible; the
+      zero crossings are unchanged.
     max_points: most points per curve.
     fig: a matplotlib figure to draw into; a new one when ``None``.
 
@@ -138,6 +142,9 @@ def plot_neurons_1d(params: Any, lo: Any, hi: Any, *, max_points: int = 200_000,
     crosses = np.any(z_knots > 0, axis=0) & np.any(z_knots < 0, axis=0)
     z, _ = _regions.preactivation(h, kernel, bias)
     h = np.maximum(z, 0.0)
+    if normalize:
+      peak = np.max(np.abs(z_knots), axis=0)
+      z = z / np.where(peak > 0, peak, 1.0)
     for i in range(z.shape[1]):
       if crosses[i]:
         ax.plot(x, z[:, i], lw=1.2, label=f"neuron {i}")
@@ -145,7 +152,7 @@ def plot_neurons_1d(params: Any, lo: Any, hi: Any, *, max_points: int = 200_000,
         ax.plot(x, z[:, i], lw=0.7, ls="--", color="0.6")
     ax.axhline(0.0, color="k", lw=0.5)
     ax.set_title(f"layer {l + 1}: {int(crosses.sum())} of {z.shape[1]} neurons cross zero")
-    ax.set_ylabel("pre-activation")
+    ax.set_ylabel("pre-act. / max" if normalize else "pre-activation")
   axes[-1].set_xlabel("x")
   fig.tight_layout()
   return fig
