@@ -365,10 +365,9 @@ def _centroid_values(v, cnt, p):
   valid = (np.arange(v.shape[1]) < cnt[:, None])[..., None]
   centre = np.sum(np.where(valid, v, 0.0), axis=1) / cnt[:, None]
   reach = np.max(np.where(valid, np.abs(v - centre[:, None, :]), 0.0), axis=1)
-  a0, a1, b = p[:, 0, :], p[:, 1, :], p[:, 2, :]
-  y0, y1 = centre[:, 0:1], centre[:, 1:2]
-  z = y0 * a0 + y1 * a1 + b
-  scale = np.abs(y0 * a0) + np.abs(y1 * a1) + np.abs(b)
+  y = np.concatenate([centre, np.ones((centre.shape[0], 1))], axis=1)
+  z = np.einsum("nkm,nk->nm", p, y)
+  scale = np.einsum("nkm,nk->nm", np.abs(p), np.abs(y))
   z[np.abs(z) <= VALUE_RTOL * scale] = 0.0
   return z, reach
 
@@ -378,14 +377,27 @@ def _candidates(v, cnt, p):
 
   The pre-activation is affine, so over a polygon it stays within its value
   at the vertex average plus ``|a_0| r_0 + |a_1| r_1`` (``r`` the bounding
-  box half-extents); a neuron whose range excludes zero cannot cut.
+  box half-extents); a neuron whose range excludes zero cannot cut. Also
+  returns the sign at the vertex average (``z > 0``), which is the neuron's
+  state on the whole polygon when it is not a candidate.
   """
   out = np.empty((v.shape[0], p.shape[2]), dtype=bool)
+  positive = np.empty_like(out)
   for start in range(0, v.shape[0], _CHUNK):
     sl = slice(start, start + _CHUNK)
     z, reach = _centroid_values(v[sl], cnt[sl], p[sl])
-    spread = np.abs(p[sl, 0, :]) * reach[:, 0:1] + np.abs(p[sl, 1, :]) * reach[:, 1:2]
+    spread = np.einsum("nkm,nk->nm", np.abs(p[sl, :2, :]), reach)
     out[sl] = np.abs(z) <= spread * (1 + 1e-6) + 1e-300
+    positive[sl] = z > 0
+  return out, positive
+
+
+def _next_true(mask: np.ndarray) -> np.ndarray:
+  """``out[r, k]`` = the smallest ``j >= k`` with ``mask[r, j]``, else ``m``."""
+  n, m = mask.shape
+  index = np.where(mask, np.arange(m)[None, :], m)
+  out = np.full((n, m + 1), m, dtype=np.int64)
+  out[:, :m] = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1]
   return out
 
 
@@ -499,21 +511,32 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
     p = maps @ kernel                     # maps of this layer's pre-activations
     p[:, 2, :] += bias
     m = kernel.shape[1]
-    cand = _candidates(v, cnt, p)
+    cand, act = _candidates(v, cnt, p)
     # A polygon can only be cut by a neuron that cuts the polygon it came
     # from at the start of the layer; children share their parent's maps
-    # (``src`` indexes them), so only vertices and counts are copied.
+    # (``src`` indexes them), so only vertices and counts are copied. Each
+    # round cuts every polygon by its own next candidate neuron (``ptr``
+    # walks the neurons in order), so a round handles many neurons at once;
+    # the cells do not depend on the order of the cuts.
     n = v.shape[0]
     src = np.arange(n)
-    for i in range(m):
-      idx = np.flatnonzero(cand[src[:n], i])
+    upcoming = _next_true(cand)           # (n0, m + 1): next candidate >= k
+    ptr = np.zeros(n, dtype=np.int64)
+    while True:
+      nxt = upcoming[src[:n], ptr[:n]]
+      idx = np.flatnonzero(nxt < m)
       if idx.size == 0:
-        continue
-      maps_i = p[src[idx]][:, :, i:i + 1]
+        break
+      neuron = nxt[idx]
+      ptr[idx] = neuron + 1
+      maps_i = p[src[idx], :, neuron][:, :, None]
       z = _vertex_values(v[idx], maps_i)[..., 0]
       valid = np.arange(v.shape[1]) < cnt[idx, None]
-      cut = np.any((z > 0) & valid, axis=1) & np.any((z < 0) & valid, axis=1)
-      idx, z = idx[cut], z[cut]
+      pos = np.any((z > 0) & valid, axis=1)
+      cut = pos & np.any((z < 0) & valid, axis=1)
+      # Uncut: active iff positive somewhere (zero throughout: inactive).
+      act[idx, neuron] = pos
+      idx, z, neuron = idx[cut], z[cut], neuron[cut]
       if idx.size == 0:
         continue
       v_pos, c_pos, v_neg, c_neg = _cut_polygons(v[idx], cnt[idx], z)
@@ -523,21 +546,22 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
         grown = np.zeros((capacity, size, 2))
         grown[:n, :v.shape[1]] = v[:n]
         v = grown
-        cnt = np.concatenate([cnt[:n], np.zeros(capacity - n, dtype=cnt.dtype)])
-        src = np.concatenate([src[:n], np.zeros(capacity - n, dtype=src.dtype)])
+        cnt, src, ptr = (np.concatenate([a[:n], np.zeros(capacity - n, dtype=a.dtype)])
+                         for a in (cnt, src, ptr))
+        act = np.concatenate([act[:n], np.zeros((capacity - n, m), dtype=bool)])
       v[idx] = _pad(v_pos, v.shape[1])
       cnt[idx] = c_pos
       v[n:n + idx.size] = _pad(v_neg, v.shape[1])
       cnt[n:n + idx.size] = c_neg
       src[n:n + idx.size] = src[idx]
+      ptr[n:n + idx.size] = ptr[idx]
+      act[n:n + idx.size] = act[idx]
+      act[n + np.arange(idx.size), neuron] = False      # the side z <= 0
       n += idx.size
-    v, cnt, src = v[:n], cnt[:n], src[:n]
-    p = p[src]
+    v, cnt, src, active = v[:n], cnt[:n], src[:n], act[:n]
     patterns = [pat[src] for pat in patterns]
-    # The pattern of each final polygon: sign at its vertex average.
-    active = _centroid_values(v, cnt, p)[0] > 0
     patterns.append(active)
-    maps = p * active[:, None, :]
+    maps = p[src] * active[:, None, :]
   kernel, bias = layers[-1]
   out = maps @ kernel
   out[:, 2, :] += bias
