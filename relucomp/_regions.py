@@ -392,6 +392,24 @@ def _candidates(v, cnt, p):
   return out, positive
 
 
+def _next_maps(p, src, active, kernel, bias):
+  """``(p[src] * active) @ kernel + bias`` (on the constant row), in chunks.
+
+  ``p`` holds the previous layer's pre-activation maps per source polygon
+  ``(n0, 3, m)``; each polygon takes its source's map, switches off its
+  inactive neurons and applies the next layer. Chunks keep the gathered
+  maps small.
+  """
+  n = src.shape[0]
+  out = np.empty((n, 3, kernel.shape[1]))
+  for start in range(0, n, _CHUNK):
+    sl = slice(start, start + _CHUNK)
+    masked = p[src[sl]] * active[sl, None, :]
+    np.matmul(masked, kernel, out=out[sl])
+  out[:, 2, :] += bias
+  return out
+
+
 def _next_true(mask: np.ndarray) -> np.ndarray:
   """``out[r, k]`` = the smallest ``j >= k`` with ``mask[r, j]``, else ``m``."""
   n, m = mask.shape
@@ -507,9 +525,10 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
   # Affine map of the layer input on each polygon: rows y_0, y_1, const.
   maps = np.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
   patterns: list[np.ndarray] = []
+  src = np.zeros(1, dtype=np.int64)
+  active = np.ones((1, 2), dtype=bool)
   for kernel, bias in layers[:-1]:
-    p = maps @ kernel                     # maps of this layer's pre-activations
-    p[:, 2, :] += bias
+    p = _next_maps(maps, src, active, kernel, bias)  # this layer's pre-activations
     m = kernel.shape[1]
     cand, act = _candidates(v, cnt, p)
     # A polygon can only be cut by a neuron that cuts the polygon it came
@@ -561,10 +580,9 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
     v, cnt, src, active = v[:n], cnt[:n], src[:n], act[:n]
     patterns = [pat[src] for pat in patterns]
     patterns.append(active)
-    maps = p[src] * active[:, None, :]
+    maps = p
   kernel, bias = layers[-1]
-  out = maps @ kernel
-  out[:, 2, :] += bias
+  out = _next_maps(maps, src, active, kernel, bias)
   a = np.transpose(out[:, :2, :], (0, 2, 1))
   vertices = [v[r, :cnt[r]] for r in range(v.shape[0])]
   return Regions2D(vertices=vertices, patterns=patterns, A=a, c=out[:, 2, :],
