@@ -305,3 +305,145 @@ def test_bad_input():
   two_inputs = _net([[[1.0], [1.0]], [[1.0]]], [[0.0], [0.0]])
   with pytest.raises(ValueError, match="params must describe a network with one input"):
     relucomp.linear_pieces_1d(two_inputs, 0.0, 1.0)
+
+
+# ------------------------------------------------------------- regions_2d
+
+def _area(poly):
+  x, y = poly[:, 0], poly[:, 1]
+  return 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+
+
+def _locate(regions, points):
+  """Index of the region holding each point (by half-planes of its edges)."""
+  owner = np.full(points.shape[0], -1)
+  for r, poly in enumerate(regions.vertices):
+    edge = np.roll(poly, -1, axis=0) - poly
+    rel = points[:, None, :] - poly[None, :, :]
+    cross = edge[None, :, 0] * rel[..., 1] - edge[None, :, 1] * rel[..., 0]
+    inside = np.all(cross > 1e-12, axis=1)
+    assert not np.any(inside & (owner >= 0)), "regions overlap"
+    owner[inside] = r
+  return owner
+
+
+def test_regions_2d_hand_built_grid():
+  # relu(x - a) for a in (-0.5, 0, 0.5) and relu(y - b) for b in (-0.25, 0.25):
+  # a 4 x 3 grid of rectangles on [-1, 1]^2.
+  kernel = np.array([[1.0, 1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0]])
+  bias = np.array([0.5, 0.0, -0.5, 0.25, -0.25])
+  params = _net([kernel, np.arange(1.0, 6.0)[:, None]], [bias, [0.0]])
+  parts = relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0])
+  assert parts.count == 12
+  boxes = sorted((tuple(np.round(p.min(axis=0), 12)), tuple(np.round(p.max(axis=0), 12)))
+                 for p in parts.vertices)
+  xs, ys = [-1.0, -0.5, 0.0, 0.5, 1.0], [-1.0, -0.25, 0.25, 1.0]
+  expected = sorted(((x0, y0), (x1, y1)) for x0, x1 in zip(xs[:-1], xs[1:])
+                    for y0, y1 in zip(ys[:-1], ys[1:]))
+  assert boxes == expected
+  assert all(len(p) == 4 and _area(p) > 0 for p in parts.vertices)
+  # Affine maps: slope in x is the number of active x-neurons weighted.
+  for poly, a, c in zip(parts.vertices, parts.A, parts.c):
+    centre = poly.mean(axis=0)
+    np.testing.assert_allclose(a[0] @ centre + c[0], _forward2(params, centre[None])[0, 0],
+                               atol=1e-12)
+
+
+def _forward2(params, y):
+  with enable_x64():
+    p64 = [{k: jnp.asarray(v, jnp.float64) for k, v in layer.items()} for layer in params]
+    return np.asarray(relucomp.mlp_apply(p64, jnp.asarray(y, jnp.float64)))
+
+
+def test_regions_2d_diamond_two_layers():
+  # |x| + |y| - 1 through a second layer: 4 quadrants, each cut by the
+  # diamond's side, on [-2, 2]^2: 8 regions.
+  params = _net([[[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]], np.ones((4, 1)), [[1.0]]],
+                [[0.0, 0.0, 0.0, 0.0], [-1.0], [0.0]])
+  parts = relucomp.regions_2d(params, [-2.0, -2.0], [2.0, 2.0])
+  assert parts.count == 8
+  inner = [p for p, pat in zip(parts.vertices, parts.patterns[1]) if not pat[0]]
+  assert len(inner) == 4
+  np.testing.assert_allclose(sum(_area(p) for p in inner), 2.0, rtol=1e-12)
+  np.testing.assert_allclose(sum(_area(p) for p in parts.vertices), 16.0, rtol=1e-12)
+
+
+def test_regions_2d_lines_through_a_corner_and_along_an_edge():
+  # x = y passes through two corners, x = -1 runs along an edge, and three
+  # lines meet at the origin: no slivers, 6 regions.
+  kernel = np.array([[1.0, 1.0, 0.0, 1.0], [-1.0, 0.0, 1.0, 0.0]])
+  params = _net([kernel, np.ones((4, 1))], [[0.0, 0.0, 0.0, 1.0], [0.0]])
+  parts = relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0])
+  assert parts.count == 6
+  assert min(_area(p) for p in parts.vertices) > 0.1
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2 ** 31 - 1),
+       hidden=st.lists(st.integers(1, 10), min_size=1, max_size=3))
+def test_regions_2d_random_networks_against_sampling(seed, hidden):
+  rng = np.random.default_rng(seed)
+  params = _random_net(rng, [2, *hidden, 2])
+  lo, hi = np.array([-1.5, -1.0]), np.array([1.0, 2.0])
+  parts = relucomp.regions_2d(params, lo, hi)
+  assert len(parts.vertices) == parts.count == parts.A.shape[0] == parts.c.shape[0]
+  assert parts.A.shape[1:] == (2, 2)
+  assert [p.shape for p in parts.patterns] == [(parts.count, h) for h in hidden]
+  areas = np.array([_area(p) for p in parts.vertices])
+  assert np.all(areas > 0)                              # convex, counter-clockwise
+  np.testing.assert_allclose(areas.sum(), np.prod(hi - lo), rtol=1e-10)
+  full = np.concatenate(parts.patterns, axis=1)
+  assert len(np.unique(full, axis=0)) == parts.count    # each region its own pattern
+  g = np.stack(np.meshgrid(np.linspace(lo[0] + 1e-3, hi[0] - 1e-3, 157),
+                           np.linspace(lo[1] + 1e-3, hi[1] - 1e-3, 163)), axis=-1).reshape(-1, 2)
+  g = g + rng.uniform(-1e-4, 1e-4, g.shape)             # off any hand-picked line
+  owner = _locate(parts, g)
+  found = owner >= 0
+  assert found.mean() > 0.99
+  np.testing.assert_array_equal(full[owner[found]], _patterns2(params, g[found]))
+  values = _forward2(params, g[found])
+  mapped = np.einsum("noi,ni->no", parts.A[owner[found]], g[found]) + parts.c[owner[found]]
+  np.testing.assert_allclose(mapped, values, rtol=1e-9, atol=1e-9)
+  # Every pattern seen on the grid is a region; regions of fair size are seen.
+  seen = np.unique(owner[found])
+  cell = np.prod((hi - lo) / 150)
+  assert np.all(np.isin(np.flatnonzero(areas > 50 * cell), seen))
+
+
+def _patterns2(params, y):
+  h = np.asarray(y, np.float64)
+  pats = []
+  for layer in params[:-1]:
+    z = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
+    pats.append(z > 0)
+    h = np.maximum(z, 0.0)
+  return np.concatenate(pats, axis=1)
+
+
+def test_regions_2d_bad_input():
+  params = _net([[[1.0], [1.0]], [[1.0]]], [[0.0], [0.0]])
+  with pytest.raises(ValueError, match="lo must be smaller than hi"):
+    relucomp.regions_2d(params, [0.0, 1.0], [1.0, 1.0])
+  with pytest.raises(ValueError, match="lo must have two entries"):
+    relucomp.regions_2d(params, 0.0, [1.0, 1.0])
+  with pytest.raises(ValueError, match="hi must be finite"):
+    relucomp.regions_2d(params, [0.0, 0.0], [1.0, np.nan])
+  one_input = _net([[[1.0]], [[1.0]]], [[0.0], [0.0]])
+  with pytest.raises(ValueError, match="params must describe a network with two inputs"):
+    relucomp.regions_2d(one_input, [0.0, 0.0], [1.0, 1.0])
+  bad = _net([[[1.0], [np.nan]], [[1.0]]], [[0.0], [0.0]])
+  with pytest.raises(ValueError, match=r"params\[0\]\['kernel'\] must be finite"):
+    relucomp.regions_2d(bad, [0.0, 0.0], [1.0, 1.0])
+
+
+def test_regions_2d_compositional_strips():
+  # The compositional network reading only the first input: 2^d strips, the
+  # zero touches at the valleys (and of t_1 along x = 0) never cut.
+  params, peaks, _ = _compositional([0.3, 0.6, 0.45, 0.55, 0.4, 0.5, 0.35], 0.3)
+  layers = [{k: np.asarray(v, np.float64) for k, v in layer.items()} for layer in params]
+  layers[0]["kernel"] = np.concatenate([layers[0]["kernel"], np.zeros((1, 4))])
+  parts = relucomp.regions_2d(layers, [0.0, 0.0], [1.0, 1.0])
+  assert parts.count == 2 ** 6
+  lefts = np.sort([p[:, 0].min() for p in parts.vertices])
+  np.testing.assert_allclose(lefts[1:], _wave_breakpoints(np.asarray(peaks), 6), atol=1e-12)
+  assert all(len(p) == 4 for p in parts.vertices)
