@@ -6,6 +6,7 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 
 from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lipschitz_bound,
                               local_lipschitz, region_polytope)
+from relucomp._batch import fit_batch
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
 from relucomp._plotting import plot_neurons_1d, plot_partition
@@ -32,6 +33,7 @@ __all__ = [
     "count_params",
     "enforced_scales",
     "fit",
+    "fit_batch",
     "linear_pieces_1d",
     "lipschitz_bound",
     "load",
