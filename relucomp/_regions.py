@@ -126,13 +126,6 @@ def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray
   return z, scale
 
 
-def snap(z: np.ndarray, scale: np.ndarray) -> np.ndarray:
-  """Sets pre-activations below the neuron-relative tolerance to exactly 0."""
-  z = z.copy()
-  z[np.abs(z) <= VALUE_RTOL * scale] = 0.0
-  return z
-
-
 def _split_layer(x, z, slopes_in, kernel, xtol):
   """Cuts the intervals of one layer where a neuron changes sign inside.
 
@@ -471,14 +464,20 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
 
   The rectangle ``[lo[0], hi[0]] x [lo[1], hi[1]]`` is refined layer by
   layer in float64 (host NumPy): every polygon carries the affine maps of the
-  current layer's pre-activations, and is cut, neuron by neuron, along each
-  zero line that passes strictly through it. A neuron whose pre-activation
-  is zero within ``VALUE_RTOL`` (relative to its own terms) at a vertex
-  counts as passing exactly through that vertex, so lines through existing
-  vertices and lines that only touch a polygon never create slivers; lines
-  meeting at (nearly) one point are cut in neuron order and the result does
-  not depend on anything else. A region's pattern is each neuron's sign at
-  the polygon's vertex average (zero counts as inactive).
+  current layer's pre-activations (``z = a_0 y_0 + a_1 y_1 + b`` per
+  neuron), and is cut, neuron by neuron, along each zero line that passes
+  strictly through it.
+
+  Tie and tolerance rules (deterministic): a pre-activation within
+  ``VALUE_RTOL`` (1e-10) of ``|a_0 y_0| + |a_1 y_1| + |b|`` at a vertex
+  counts as zero there, i.e. the line passes exactly through that vertex;
+  so lines through existing vertices (several lines through one point,
+  lines through the rectangle's corners) and lines along an edge or only
+  touching a polygon never create slivers. A polygon is cut only by a
+  neuron strictly positive at one of its vertices and strictly negative at
+  another; cuts are applied in neuron order and the cells do not depend on
+  that order. On each region a neuron is active iff its pre-activation is
+  positive somewhere on it (zero throughout counts as inactive).
 
   Args:
     params: an MLP as for :func:`mlp_apply` with exactly two inputs.

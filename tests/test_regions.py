@@ -447,3 +447,16 @@ def test_regions_2d_compositional_strips():
   lefts = np.sort([p[:, 0].min() for p in parts.vertices])
   np.testing.assert_allclose(lefts[1:], _wave_breakpoints(np.asarray(peaks), 6), atol=1e-12)
   assert all(len(p) == 4 for p in parts.vertices)
+
+
+def test_networks_without_hidden_layers_are_one_piece():
+  line = _net([[[2.0, -1.0]]], [[1.0, 0.5]])
+  pieces = relucomp.linear_pieces_1d(line, -1.0, 1.0)
+  assert pieces.count == 1 and pieces.breakpoints.size == 0
+  np.testing.assert_array_equal(pieces.slopes, [[2.0, -1.0]])
+  np.testing.assert_array_equal(pieces.intercepts, [[1.0, 0.5]])
+  plane = _net([[[2.0], [3.0]]], [[1.0]])
+  parts = relucomp.regions_2d(plane, [0.0, 0.0], [1.0, 1.0])
+  assert parts.count == 1 and parts.patterns == []
+  np.testing.assert_array_equal(parts.A, [[[2.0, 3.0]]])
+  np.testing.assert_array_equal(parts.c, [[1.0]])
