@@ -234,8 +234,10 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
   """The exact linear pieces of a scalar-input ReLU MLP on ``[lo, hi]``.
 
   The interval is propagated through the network layer by layer in float64
-  (host NumPy): on every interval each neuron is affine in ``x``; an interval
-  is cut where a neuron's pre-activation changes sign strictly inside it.
+  (host NumPy; params of any float dtype are converted, and the function
+  takes concrete values, so call it outside ``jax.jit``): on every interval
+  each neuron is affine in ``x``; an interval is cut where a neuron's
+  pre-activation changes sign strictly inside it.
   The cost is linear in the number of pieces (a depth-20 compositional
   network, ``2^20`` pieces, takes a fraction of a second).
 
@@ -463,7 +465,8 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
   """The exact partition of a rectangle into the regions of a 2-input network.
 
   The rectangle ``[lo[0], hi[0]] x [lo[1], hi[1]]`` is refined layer by
-  layer in float64 (host NumPy): every polygon carries the affine maps of the
+  layer in float64 (host NumPy, outside ``jax.jit``; params of any float
+  dtype are converted): every polygon carries the affine maps of the
   current layer's pre-activations (``z = a_0 y_0 + a_1 y_1 + b`` per
   neuron), and is cut, neuron by neuron, along each zero line that passes
   strictly through it.

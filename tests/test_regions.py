@@ -460,3 +460,14 @@ def test_networks_without_hidden_layers_are_one_piece():
   assert parts.count == 1 and parts.patterns == []
   np.testing.assert_array_equal(parts.A, [[[2.0, 3.0]]])
   np.testing.assert_array_equal(parts.c, [[1.0]])
+
+
+def test_regions_2d_accepts_jax_params_of_either_dtype(dtype):
+  kernel = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+  bias = np.array([0.5, -0.5, 0.0])
+  params = [{"kernel": jnp.asarray(kernel, dtype), "bias": jnp.asarray(bias, dtype)},
+            {"kernel": jnp.ones((3, 1), dtype), "bias": jnp.zeros(1, dtype)}]
+  parts = relucomp.regions_2d(params, jnp.asarray([-1.0, -1.0], dtype), (1.0, 1.0))
+  assert parts.count == 6                    # x = -0.5, x = 0.5 and y = 0
+  assert parts.A.dtype == np.float64
+  assert params[0]["kernel"].dtype == dtype  # the input is left as it was
