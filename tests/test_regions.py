@@ -394,6 +394,10 @@ def test_regions_2d_random_networks_against_sampling(seed, hidden):
   np.testing.assert_allclose(areas.sum(), np.prod(hi - lo), rtol=1e-10)
   full = np.concatenate(parts.patterns, axis=1)
   assert len(np.unique(full, axis=0)) == parts.count    # each region its own pattern
+  # Every region, however small, has the pattern a forward pass finds at
+  # its vertex average (strictly inside a convex polygon).
+  centres = np.array([p.mean(axis=0) for p in parts.vertices])
+  np.testing.assert_array_equal(full, _patterns2(params, centres))
   g = np.stack(np.meshgrid(np.linspace(lo[0] + 1e-3, hi[0] - 1e-3, 157),
                            np.linspace(lo[1] + 1e-3, hi[1] - 1e-3, 163)), axis=-1).reshape(-1, 2)
   g = g + rng.uniform(-1e-4, 1e-4, g.shape)             # off any hand-picked line
