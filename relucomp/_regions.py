@@ -10,11 +10,14 @@ region of the previous one.
 
 Tolerances (shared by the 1-D and 2-D enumerations):
 
-* A pre-activation ``z_i = sum_j h_j W_ji + b_i`` at a vertex counts as zero
-  when ``|z_i| <= VALUE_RTOL * (sum_j |h_j W_ji| + |b_i|)``: the tolerance
-  scales with that neuron's own terms, never with the other neurons of the
-  layer, so a deep neuron carrying values near ``1e-12`` is resolved as
-  finely as one carrying values near ``1``. A neuron that only touches zero
+* A pre-activation at a vertex counts as zero when it is at most
+  ``VALUE_RTOL`` times the sum of the absolute values of that neuron's own
+  terms: in 1-D ``z_i = sum_j h_j W_ji + b_i`` from the previous layer's
+  values, scale ``sum_j |h_j W_ji| + |b_i|``; in 2-D ``z_i = a_0 y_0 + a_1
+  y_1 + b`` from the polygon's map of the input, scale ``|a_0 y_0| +
+  |a_1 y_1| + |b|``. The tolerance scales with that neuron alone, never with
+  the other neurons of the layer, so a deep neuron carrying values near
+  ``1e-12`` is resolved as finely as one carrying values near ``1``. A neuron that only touches zero
   (equal to zero at a vertex, the same sign on both sides, as ``t_1`` of the
   compositional network at ``x = 0``) never cuts a cell.
 * A cell is cut only where a neuron is strictly positive at one vertex and
