@@ -97,13 +97,32 @@ def timed(fn, repeats):
   return result, float(np.median(walls)), float(np.median(cpus))
 
 
-def regioncam_2d(params, size=1.0):
+def regioncam_2d(params, size=1.0, *, with_patterns=False):
   cam = regioncam.Regioncam(size)
   for i, layer in enumerate(params):
     cam.linear(np.asarray(layer["kernel"], np.float32), np.asarray(layer["bias"], np.float32))
     if i < len(params) - 1:
       cam.relu()
-  return cam.num_faces
+  if not with_patterns:
+    return cam.num_faces
+  # Layers: 0 input, then (linear, relu) per hidden layer; a neuron is active
+  # on a face where its affine map there is not identically zero.
+  patterns = [np.any(np.asarray(cam.face_activations(2 * (l + 1))) != 0, axis=1)
+              for l in range(len(params) - 1)]
+  return cam.num_faces, np.concatenate(patterns, axis=1)
+
+
+def disagreement(ours, theirs_patterns, areas):
+  """Regions whose pattern one side has and the other has not."""
+  mine = np.concatenate(ours.patterns, axis=1)
+  key = lambda rows: {r.tobytes() for r in np.packbits(rows, axis=1)}
+  theirs = key(theirs_patterns)
+  packed = np.packbits(mine, axis=1)
+  missing = [i for i, r in enumerate(packed) if r.tobytes() not in theirs]
+  extra = len(theirs - key(mine))
+  return {"ours_not_in_regioncam": len(missing), "regioncam_not_in_ours": extra,
+          "regioncam_distinct_patterns": len(theirs),
+          "areas_of_ours_not_in_regioncam": [float(areas[i]) for i in missing][:10]}
 
 
 def regioncam_1d(params, lo, hi):
@@ -168,6 +187,8 @@ def part_2d(widths, depths, seeds, repeats):
         if regioncam is not None:
           count, rc_wall, _ = timed(lambda: regioncam_2d(params), repeats)
           row.update(regioncam=int(count), regioncam_s=rc_wall)
+          _, theirs = regioncam_2d(params, with_patterns=True)
+          row.update(disagreement(ours, theirs, areas))
         rows.append(row)
   print(f"\n2-D: default-initialised MLPs with 2 inputs on [-1, 1]^2, median of {repeats} runs")
   if regioncam is None:
@@ -185,6 +206,13 @@ def part_2d(widths, depths, seeds, repeats):
           f"{r['ours_f32_weights']:>9} {rc_text} {diff} {r['tiny_regions']:>10} "
           f"{r['ours_s']:>8.4f} {rc_s} {ratio}")
   print("(speed ratio = regioncam time / relucomp time; > 1 means relucomp is faster)")
+  for r in rows:
+    if r.get("ours_not_in_regioncam") or r.get("regioncam_not_in_ours"):
+      print(f"  width {r['width']} depth {r['depth']} seed {r['seed']}: "
+            f"{r['ours_not_in_regioncam']} of our regions have a pattern regioncam lacks "
+            f"(areas {', '.join(f'{a:.1e}' for a in r['areas_of_ours_not_in_regioncam'])}), "
+            f"{r['regioncam_not_in_ours']} regioncam patterns are not ours; regioncam has "
+            f"{r['regioncam_distinct_patterns']} distinct patterns on {r['regioncam']} faces")
   return rows
 
 

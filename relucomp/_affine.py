@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from relucomp import _mlp
@@ -35,13 +38,26 @@ def _prepare(params: Any, x: ArrayLike, *, min_layers: int = 1):
         f"x must have shape (..., n_in) with n_in = {shapes[0][0]} (the first "
         f"kernel's rows); got shape {x.shape}.")
   for i, layer in enumerate(params):
-    v.check_finite(layer["kernel"], f"params[{i}]['kernel']")
-    v.check_finite(layer["bias"], f"params[{i}]['bias']")
-  v.check_finite(x, "x")
-  dtype = v.float_dtype(x, *[layer["kernel"] for layer in params])
-  layers = [(jnp.asarray(layer["kernel"], dtype), jnp.asarray(layer["bias"], dtype))
-            for layer in params]
-  return layers, x.astype(dtype), dtype
+    _check_finite(layer["kernel"], f"params[{i}]['kernel']")
+    _check_finite(layer["bias"], f"params[{i}]['bias']")
+  _check_finite(x, "x")
+  dtype = jnp.dtype(v.float_dtype(x, *[layer["kernel"] for layer in params]))
+  layers = [(layer["kernel"], layer["bias"]) for layer in params]
+  return layers, x, dtype
+
+
+def _check_finite(value: Any, name: str) -> None:
+  """``check_finite`` with a NumPy test for concrete values (no compile)."""
+  host = v.concrete(value)
+  if host is None:
+    v.check_finite(value, name)          # traced: a checkify check if active
+  elif not np.all(np.isfinite(host)):
+    raise ValueError(f"{name} must be finite (no NaN or inf).")
+
+
+def _cast(layers, x, dtype):
+  return ([(jnp.asarray(k, dtype), jnp.asarray(b, dtype)) for k, b in layers],
+          jnp.asarray(x, dtype))
 
 
 def _hidden_maps(layers, x, dtype):
@@ -57,9 +73,9 @@ def _hidden_maps(layers, x, dtype):
   c = jnp.zeros(batch + (n_in,), dtype)
   out = []
   for kernel, bias in layers[:-1]:
-    p = jnp.einsum("jk,...ji->...ki", kernel, m)
+    p = kernel.T @ m                              # (..., n_l, n_in)
     q = c @ kernel + bias
-    z = jnp.einsum("...ki,...i->...k", p, x) + q
+    z = (p @ x[..., None])[..., 0] + q
     d = (z > 0).astype(dtype)
     out.append((d, p, q))
     m = p * d[..., :, None]
@@ -90,7 +106,13 @@ def activation_pattern(params: Any, x: ArrayLike) -> list[jax.Array]:
     >>> relucomp.activation_pattern(params, jnp.array([2.0]))
     [Array([ True, False], dtype=bool)]
   """
-  layers, x, _ = _prepare(params, x)
+  layers, x, dtype = _prepare(params, x)
+  return _pattern_core(layers, x, dtype)
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _pattern_core(layers, x, dtype):
+  layers, x = _cast(layers, x, dtype)
   pattern = []
   h = x
   for kernel, bias in layers[:-1]:
@@ -127,9 +149,15 @@ def affine_map(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [[-1.]] [1.]
   """
   layers, x, dtype = _prepare(params, x)
+  return _affine_core(layers, x, dtype)
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _affine_core(layers, x, dtype):
+  layers, x = _cast(layers, x, dtype)
   _, m, c = _hidden_maps(layers, x, dtype)
   kernel, bias = layers[-1]
-  return jnp.einsum("jk,...ji->...ki", kernel, m), c @ kernel + bias
+  return kernel.T @ m, c @ kernel + bias
 
 
 def region_polytope(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
@@ -162,6 +190,12 @@ def region_polytope(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [-1.  1.] [0. 1.]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
+  return _polytope_core(layers, x, dtype)
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _polytope_core(layers, x, dtype):
+  layers, x = _cast(layers, x, dtype)
   maps, _, _ = _hidden_maps(layers, x, dtype)
   rows, rhs = [], []
   for d, p, q in maps:
@@ -223,11 +257,17 @@ def atoms(params: Any, x: ArrayLike) -> Atoms:
     [[-1.]]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
+  return _atoms_core(layers, x, dtype)
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _atoms_core(layers, x, dtype):
+  layers, x = _cast(layers, x, dtype)
   maps, _, _ = _hidden_maps(layers, x, dtype)
   first = maps[0][0]
   coeff = first[..., :, None] * jnp.eye(first.shape[-1], dtype=dtype)
   for (kernel, _), (d, _, _) in zip(layers[1:-1], maps[1:]):
-    coeff = d[..., :, None] * jnp.einsum("jk,...jq->...kq", kernel, coeff)
+    coeff = d[..., :, None] * (kernel.T @ coeff)
   k_first = layers[0][0]                          # (n_in, n_first)
   k_last = layers[-1][0]                          # (n_last, n_out)
   atom = jnp.einsum("po,iq->pqoi", k_last, k_first)
@@ -257,7 +297,13 @@ def lipschitz_bound(params: Any) -> jax.Array:
     >>> print(relucomp.lipschitz_bound(params))
     5.0
   """
-  layers, _, _ = _prepare(params, jnp.zeros((_mlp.check_params(params)[0][0],)))
+  layers, _, dtype = _prepare(params, np.zeros((_mlp.check_params(params)[0][0],)))
+  return _bound_core(layers, dtype)
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _bound_core(layers, dtype):
+  layers, _ = _cast(layers, jnp.zeros(()), dtype)
   norms = [jnp.linalg.svd(kernel, compute_uv=False)[0] for kernel, _ in layers]
   return jnp.prod(jnp.stack(norms))
 
@@ -283,5 +329,11 @@ def local_lipschitz(params: Any, x: ArrayLike) -> jax.Array:
     >>> print(relucomp.local_lipschitz(params, jnp.array([1.0])))
     3.0
   """
-  a, _ = affine_map(params, x)
+  layers, x, dtype = _prepare(params, x)
+  return _local_core(layers, x, dtype)
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _local_core(layers, x, dtype):
+  a, _ = _affine_core(layers, x, dtype)
   return jnp.linalg.svd(a, compute_uv=False)[..., 0]

@@ -10,11 +10,14 @@ region of the previous one.
 
 Tolerances (shared by the 1-D and 2-D enumerations):
 
-* A pre-activation ``z_i = sum_j h_j W_ji + b_i`` at a vertex counts as zero
-  when ``|z_i| <= VALUE_RTOL * (sum_j |h_j W_ji| + |b_i|)``: the tolerance
-  scales with that neuron's own terms, never with the other neurons of the
-  layer, so a deep neuron carrying values near ``1e-12`` is resolved as
-  finely as one carrying values near ``1``. A neuron that only touches zero
+* A pre-activation at a vertex counts as zero when it is at most
+  ``VALUE_RTOL`` times the sum of the absolute values of that neuron's own
+  terms: in 1-D ``z_i = sum_j h_j W_ji + b_i`` from the previous layer's
+  values, scale ``sum_j |h_j W_ji| + |b_i|``; in 2-D ``z_i = a_0 y_0 + a_1
+  y_1 + b`` from the polygon's map of the input, scale ``|a_0 y_0| +
+  |a_1 y_1| + |b|``. The tolerance scales with that neuron alone, never with
+  the other neurons of the layer, so a deep neuron carrying values near
+  ``1e-12`` is resolved as finely as one carrying values near ``1``. A neuron that only touches zero
   (equal to zero at a vertex, the same sign on both sides, as ``t_1`` of the
   compositional network at ``x = 0``) never cuts a cell.
 * A cell is cut only where a neuron is strictly positive at one vertex and
@@ -126,13 +129,6 @@ def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray
   return z, scale
 
 
-def snap(z: np.ndarray, scale: np.ndarray) -> np.ndarray:
-  """Sets pre-activations below the neuron-relative tolerance to exactly 0."""
-  z = z.copy()
-  z[np.abs(z) <= VALUE_RTOL * scale] = 0.0
-  return z
-
-
 def _split_layer(x, z, slopes_in, kernel, xtol):
   """Cuts the intervals of one layer where a neuron changes sign inside.
 
@@ -241,8 +237,10 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
   """The exact linear pieces of a scalar-input ReLU MLP on ``[lo, hi]``.
 
   The interval is propagated through the network layer by layer in float64
-  (host NumPy): on every interval each neuron is affine in ``x``; an interval
-  is cut where a neuron's pre-activation changes sign strictly inside it.
+  (host NumPy; params of any float dtype are converted, and the function
+  takes concrete values, so call it outside ``jax.jit``): on every interval
+  each neuron is affine in ``x``; an interval is cut where a neuron's
+  pre-activation changes sign strictly inside it.
   The cost is linear in the number of pieces (a depth-20 compositional
   network, ``2^20`` pieces, takes a fraction of a second).
 
@@ -470,15 +468,22 @@ def regions_2d(params: Any, lo: Any, hi: Any) -> Regions2D:
   """The exact partition of a rectangle into the regions of a 2-input network.
 
   The rectangle ``[lo[0], hi[0]] x [lo[1], hi[1]]`` is refined layer by
-  layer in float64 (host NumPy): every polygon carries the affine maps of the
-  current layer's pre-activations, and is cut, neuron by neuron, along each
-  zero line that passes strictly through it. A neuron whose pre-activation
-  is zero within ``VALUE_RTOL`` (relative to its own terms) at a vertex
-  counts as passing exactly through that vertex, so lines through existing
-  vertices and lines that only touch a polygon never create slivers; lines
-  meeting at (nearly) one point are cut in neuron order and the result does
-  not depend on anything else. A region's pattern is each neuron's sign at
-  the polygon's vertex average (zero counts as inactive).
+  layer in float64 (host NumPy, outside ``jax.jit``; params of any float
+  dtype are converted): every polygon carries the affine maps of the
+  current layer's pre-activations (``z = a_0 y_0 + a_1 y_1 + b`` per
+  neuron), and is cut, neuron by neuron, along each zero line that passes
+  strictly through it.
+
+  Tie and tolerance rules (deterministic): a pre-activation within
+  ``VALUE_RTOL`` (1e-10) of ``|a_0 y_0| + |a_1 y_1| + |b|`` at a vertex
+  counts as zero there, i.e. the line passes exactly through that vertex;
+  so lines through existing vertices (several lines through one point,
+  lines through the rectangle's corners) and lines along an edge or only
+  touching a polygon never create slivers. A polygon is cut only by a
+  neuron strictly positive at one of its vertices and strictly negative at
+  another; cuts are applied in neuron order and the cells do not depend on
+  that order. On each region a neuron is active iff its pre-activation is
+  positive somewhere on it (zero throughout counts as inactive).
 
   Args:
     params: an MLP as for :func:`mlp_apply` with exactly two inputs.

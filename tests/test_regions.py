@@ -394,6 +394,10 @@ def test_regions_2d_random_networks_against_sampling(seed, hidden):
   np.testing.assert_allclose(areas.sum(), np.prod(hi - lo), rtol=1e-10)
   full = np.concatenate(parts.patterns, axis=1)
   assert len(np.unique(full, axis=0)) == parts.count    # each region its own pattern
+  # Every region, however small, has the pattern a forward pass finds at
+  # its vertex average (strictly inside a convex polygon).
+  centres = np.array([p.mean(axis=0) for p in parts.vertices])
+  np.testing.assert_array_equal(full, _patterns2(params, centres))
   g = np.stack(np.meshgrid(np.linspace(lo[0] + 1e-3, hi[0] - 1e-3, 157),
                            np.linspace(lo[1] + 1e-3, hi[1] - 1e-3, 163)), axis=-1).reshape(-1, 2)
   g = g + rng.uniform(-1e-4, 1e-4, g.shape)             # off any hand-picked line
@@ -447,3 +451,27 @@ def test_regions_2d_compositional_strips():
   lefts = np.sort([p[:, 0].min() for p in parts.vertices])
   np.testing.assert_allclose(lefts[1:], _wave_breakpoints(np.asarray(peaks), 6), atol=1e-12)
   assert all(len(p) == 4 for p in parts.vertices)
+
+
+def test_networks_without_hidden_layers_are_one_piece():
+  line = _net([[[2.0, -1.0]]], [[1.0, 0.5]])
+  pieces = relucomp.linear_pieces_1d(line, -1.0, 1.0)
+  assert pieces.count == 1 and pieces.breakpoints.size == 0
+  np.testing.assert_array_equal(pieces.slopes, [[2.0, -1.0]])
+  np.testing.assert_array_equal(pieces.intercepts, [[1.0, 0.5]])
+  plane = _net([[[2.0], [3.0]]], [[1.0]])
+  parts = relucomp.regions_2d(plane, [0.0, 0.0], [1.0, 1.0])
+  assert parts.count == 1 and parts.patterns == []
+  np.testing.assert_array_equal(parts.A, [[[2.0, 3.0]]])
+  np.testing.assert_array_equal(parts.c, [[1.0]])
+
+
+def test_regions_2d_accepts_jax_params_of_either_dtype(dtype):
+  kernel = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+  bias = np.array([0.5, -0.5, 0.0])
+  params = [{"kernel": jnp.asarray(kernel, dtype), "bias": jnp.asarray(bias, dtype)},
+            {"kernel": jnp.ones((3, 1), dtype), "bias": jnp.zeros(1, dtype)}]
+  parts = relucomp.regions_2d(params, jnp.asarray([-1.0, -1.0], dtype), (1.0, 1.0))
+  assert parts.count == 6                    # x = -0.5, x = 0.5 and y = 0
+  assert parts.A.dtype == np.float64
+  assert params[0]["kernel"].dtype == dtype  # the input is left as it was
