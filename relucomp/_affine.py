@@ -218,6 +218,15 @@ class Atoms(NamedTuple):
       paths from ``q`` to ``p`` of the products of the hidden weights along
       the path (zero unless both ends are active). For one hidden layer it
       is the diagonal 0/1 pattern: ``A`` is the sum of the active atoms.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import relucomp
+    >>> params = [{"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.zeros(2)},
+    ...           {"kernel": jnp.array([[3.0], [1.0]]), "bias": jnp.zeros(1)}]
+    >>> dec = relucomp.atoms(params, jnp.array([0.5]))
+    >>> dec.atoms.shape, dec.coefficients.tolist()
+    ((2, 2, 1, 1), [[1.0, 0.0], [0.0, 0.0]])
   """
   atoms: jax.Array
   coefficients: jax.Array

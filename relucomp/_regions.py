@@ -66,6 +66,15 @@ class LinearPieces(NamedTuple):
       ``k`` (between knots ``k - 1`` and ``k``) the network is
       ``slopes[k] * x + intercepts[k]``.
     count: the number of pieces.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import relucomp
+    >>> params = [{"kernel": jnp.array([[1.0, -1.0]]), "bias": jnp.zeros(2)},
+    ...           {"kernel": jnp.array([[1.0], [1.0]]), "bias": jnp.zeros(1)}]
+    >>> pieces = relucomp.linear_pieces_1d(params, -1.0, 2.0)  # |x|
+    >>> pieces.count, pieces.breakpoints.tolist(), pieces.slopes[:, 0].tolist()
+    (2, [0.0], [-1.0, 1.0])
   """
   breakpoints: np.ndarray
   slopes: np.ndarray
@@ -328,6 +337,15 @@ class Regions2D(NamedTuple):
     c: its offset, ``(count, n_out)``: ``f(y) = A[r] @ y + c[r]`` on region
       ``r``.
     count: the number of regions.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import relucomp
+    >>> params = [{"kernel": jnp.eye(2), "bias": jnp.zeros(2)},   # relu(y0), relu(y1)
+    ...           {"kernel": jnp.ones((2, 1)), "bias": jnp.zeros(1)}]
+    >>> regions = relucomp.regions_2d(params, (-1.0, -1.0), (1.0, 1.0))
+    >>> regions.count, regions.A.shape
+    (4, (4, 1, 2))
   """
   vertices: list
   patterns: list
