@@ -12,6 +12,7 @@ from relucomp._network import NEURONS, compositional_mlp
 from relucomp._plotting import plot_neurons_1d, plot_partition
 from relucomp._regions import LinearPieces, Regions2D, linear_pieces_1d, regions_2d
 from relucomp._series import compositional, enforced_scales
+from relucomp._tracking import PiecesHistory, pieces_history
 from relucomp._training import FitResult, fit, load, save
 from relucomp._triangle import triangle, triangle_waves
 from relucomp._validation import checkified
@@ -23,6 +24,7 @@ __all__ = [
     "FitResult",
     "LinearPieces",
     "NEURONS",
+    "PiecesHistory",
     "Regions2D",
     "activation_pattern",
     "affine_map",
@@ -39,6 +41,7 @@ __all__ = [
     "load",
     "local_lipschitz",
     "mlp_apply",
+    "pieces_history",
     "plot_neurons_1d",
     "plot_partition",
     "region_polytope",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from relucomp import _mlp
@@ -125,17 +126,32 @@ def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
   return out
 
 
-def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
+                  rtol: float = VALUE_RTOL) -> tuple[np.ndarray, np.ndarray]:
   """Pre-activations at points and the scale of each neuron's own terms."""
   z = matmul(h, kernel)
   z += bias
   scale = matmul(np.abs(h), np.abs(kernel))
   scale += np.abs(bias)
-  scale *= VALUE_RTOL
+  scale *= rtol
   z[np.abs(z) <= scale] = 0.0
-  scale /= VALUE_RTOL
+  scale /= rtol
   return z, scale
+
+
+def value_rtol_for(params: Any) -> float:
+  """The zero tolerance for ``params``: ``VALUE_RTOL``, or 100 ulp of a coarser dtype.
+
+  Weights stored in float32 carry relative errors near ``1e-7``; exact
+  cancellations of the construction (a neuron meeting zero at a valley)
+  then leave residues of that size, which would cut slivers narrower than
+  the weights can resolve. The tolerance follows the coarsest float dtype
+  among the kernels and biases.
+  """
+  dtypes = [jnp.result_type(layer[name]) for layer in params for name in ("kernel", "bias")]
+  eps = max((float(jnp.finfo(d).eps) for d in dtypes if jnp.issubdtype(d, jnp.floating)),
+            default=0.0)
+  return max(VALUE_RTOL, 100.0 * eps)
 
 
 def _split_layer(x, z, slopes_in, kernel, xtol):
@@ -212,7 +228,8 @@ def _mask_slopes(slopes: np.ndarray, z: np.ndarray) -> np.ndarray:
   return slopes
 
 
-def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi: float
+def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi: float,
+                  rtol: float = VALUE_RTOL
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """Every activation region of a scalar-input network on ``[lo, hi]``.
 
@@ -228,7 +245,7 @@ def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi
   h = x[:, None]
   slopes = np.ones((1, 1))
   for kernel, bias in layers[:-1]:
-    z, _ = preactivation(h, kernel, bias)
+    z, _ = preactivation(h, kernel, bias, rtol)
     x, z, slopes = _split_layer(x, z, slopes, kernel, xtol)
     h = np.maximum(z, 0.0)
   kernel, bias = layers[-1]
@@ -242,7 +259,8 @@ def merge_equal(slopes: np.ndarray, slope_scale: np.ndarray) -> np.ndarray:
   return np.all(np.abs(slopes[1:] - slopes[:-1]) <= tol, axis=1)
 
 
-def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> LinearPieces:
+def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True,
+                     value_rtol: float | None = None) -> LinearPieces:
   """The exact linear pieces of a scalar-input ReLU MLP on ``[lo, hi]``.
 
   The interval is propagated through the network layer by layer in float64
@@ -255,8 +273,14 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
 
   Tie and tolerance rules (deterministic):
 
-  * A pre-activation counts as zero when it is within ``VALUE_RTOL`` (1e-10)
-    of the sum of the absolute values of that neuron's own terms; a neuron
+  * A pre-activation counts as zero when it is within ``value_rtol`` of the
+    sum of the absolute values of that neuron's own terms. By default
+    ``value_rtol`` is ``VALUE_RTOL`` (1e-10) for float64 weights and 100
+    units of roundoff of the weights' dtype when coarser (about 1.2e-5 for
+    float32): rounding weights to float32 breaks the exact cancellations of
+    :func:`compositional_mlp` and would otherwise add sliver pieces narrower
+    than float32 can resolve (a depth-8 network: 256 pieces, not about 300).
+    A neuron
     that touches zero without changing sign (``t_1`` of
     :func:`compositional_mlp` at ``x = 0``) never makes a breakpoint.
   * Within one interval the roots of a layer are sorted; a root closer than
@@ -281,6 +305,8 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
     hi: right end, ``hi > lo``.
     merge: join neighbouring activation regions with equal affine maps
       (linear pieces). With ``False`` every activation region is a piece.
+    value_rtol: the relative zero tolerance of pre-activations (see above);
+      ``None`` picks it from the weights' dtype.
 
   Returns:
     :class:`LinearPieces` ``(breakpoints, slopes, intercepts, count)``;
@@ -314,7 +340,11 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True) -> Li
   hi = _scalar(hi, "hi")
   if not lo < hi:
     raise ValueError(f"lo must be smaller than hi; got lo = {lo}, hi = {hi}.")
-  x, values, slopes, slope_scale = pieces_1d_raw(layers, lo, hi)
+  if value_rtol is None:
+    value_rtol = value_rtol_for(params)
+  elif not (np.isfinite(value_rtol) and 0 <= value_rtol < 1):
+    raise ValueError(f"value_rtol must be in [0, 1); got {value_rtol}.")
+  x, values, slopes, slope_scale = pieces_1d_raw(layers, lo, hi, float(value_rtol))
   first = np.arange(slopes.shape[0])
   if merge and slopes.shape[0] > 1:
     cut = ~merge_equal(slopes, slope_scale)

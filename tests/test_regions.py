@@ -135,16 +135,20 @@ def test_compositional_float32_params_are_converted(dtype):
   assert pieces.breakpoints.dtype == np.float64
   knots = _wave_breakpoints(np.asarray(peaks, np.float64), 4)
   nearest = np.abs(pieces.breakpoints[:, None] - knots[None, :]).min(axis=1)
-  # Every knot of W_4 is found. float32 weights break the exact cancellation
-  # at the valleys, so the network they define may have extra sliver pieces
-  # (regions of width ~1e-8 next to a knot); float64 weights have none.
+  # Every knot of W_4 is found and nothing else: float32 weights break the
+  # exact cancellation at the valleys, but the dtype-aware zero tolerance
+  # treats the residues (slivers ~1e-8 wide) as touches.
   assert np.abs(knots[:, None] - pieces.breakpoints[None, :]).min(axis=1).max() < 1e-6
   assert nearest.max() < 1e-6
-  if dtype == np.float64:
-    assert pieces.count == 16
-  # Either way the pieces reproduce the network given.
+  assert pieces.count == 16
   x = np.linspace(0.0, 1.0, 999)
-  np.testing.assert_allclose(_evaluate(pieces, x), _forward(before, x), atol=1e-12)
+  atol = 1e-12 if dtype == np.float64 else 1e-6
+  np.testing.assert_allclose(_evaluate(pieces, x), _forward(before, x), atol=atol)
+  # With float64's tolerance forced, the rounded network's slivers appear and
+  # the pieces reproduce it to float64 accuracy.
+  fine = relucomp.linear_pieces_1d(params, 0.0, 1.0, value_rtol=1e-10)
+  assert fine.count >= 16
+  np.testing.assert_allclose(_evaluate(fine, x), _forward(before, x), atol=1e-12)
   for layer, saved in zip(params, before):
     np.testing.assert_array_equal(np.asarray(layer["kernel"]), saved["kernel"])
 
@@ -475,3 +479,10 @@ def test_regions_2d_accepts_jax_params_of_either_dtype(dtype):
   assert parts.count == 6                    # x = -0.5, x = 0.5 and y = 0
   assert parts.A.dtype == np.float64
   assert params[0]["kernel"].dtype == dtype  # the input is left as it was
+
+
+def test_value_rtol_is_checked():
+  params = [{"kernel": np.ones((1, 2)), "bias": np.zeros(2)},
+            {"kernel": np.ones((2, 1)), "bias": np.zeros(1)}]
+  with pytest.raises(ValueError, match="value_rtol"):
+    relucomp.linear_pieces_1d(params, 0.0, 1.0, value_rtol=2.0)

@@ -1,0 +1,78 @@
+"""Regions through training: exact piece counts of the snapshots ``fit`` keeps."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from relucomp import _regions
+from relucomp._training import FitResult
+
+__all__ = ["PiecesHistory", "pieces_history"]
+
+
+class PiecesHistory(NamedTuple):
+  """Exact piece counts of a fit's snapshots.
+
+  Attributes:
+    steps: the training step of each snapshot (``0, k, 2k, ...``; step 0 is
+      the starting network), shape ``(S,)``.
+    counts: the number of linear pieces on the fit's interval, shape
+      ``batch + (S,)`` (``batch`` is empty for one fit, ``(B,)`` for a
+      vmapped fit of ``B`` models).
+    stage2_start: the step at which stage 2 starts (equal to
+      ``pretrain_steps`` for two-stage methods, 0 otherwise).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import relucomp
+    >>> x = jnp.linspace(0.0, 1.0, 50)
+    >>> res = relucomp.fit(x, x ** 3, key=jax.random.key(0), depth=3, pretrain_steps=40,
+    ...                    finetune_steps=40, track_pieces_every=20)
+    >>> hist = relucomp.pieces_history(res)
+    >>> hist.steps.tolist(), hist.counts[:3].tolist()   # 2^3 pieces all through stage 1
+    ([0, 20, 40, 60, 80], [8, 8, 8])
+  """
+  steps: np.ndarray
+  counts: np.ndarray
+  stage2_start: int
+
+
+def pieces_history(result: FitResult, *, merge: bool = True) -> PiecesHistory:
+  """Counts the exact linear pieces of every snapshot of a fit.
+
+  ``fit(..., track_pieces_every=k)`` keeps the network every ``k`` steps;
+  this counts each one exactly with :func:`relucomp.linear_pieces_1d` on
+  the interval of the training inputs, so a user sees whether training
+  keeps, gains or loses regions. Runs on the host (NumPy, float64).
+
+  Args:
+    result: a :class:`relucomp.FitResult` from ``fit`` (or a vmapped fit)
+      with ``track_pieces_every`` set.
+    merge: passed to :func:`relucomp.linear_pieces_1d`: ``True`` counts
+      linear pieces, ``False`` activation regions.
+
+  Returns:
+    A :class:`PiecesHistory`.
+
+  Raises:
+    ValueError: if the fit kept no snapshots (``track_pieces_every`` was
+      ``None``).
+  """
+  if result.snapshots is None or result.track_pieces_every is None:
+    raise ValueError(
+        "result has no snapshots: call fit(..., track_pieces_every=k) with k >= 1 to keep them.")
+  layers = [{name: np.asarray(a) for name, a in layer.items()} for layer in result.snapshots]
+  interval = np.asarray(result.interval, dtype=np.float64)
+  batch_shape = interval.shape[:-1]
+  n_snap = layers[0]["kernel"].shape[len(batch_shape)]
+  counts = np.empty(batch_shape + (n_snap,), dtype=np.int64)
+  for index in np.ndindex(*batch_shape, n_snap):
+    params = [{name: a[index] for name, a in layer.items()} for layer in layers]
+    lo, hi = interval[index[:-1]]
+    counts[index] = _regions.linear_pieces_1d(params, lo, hi, merge=merge).count
+  steps = np.arange(n_snap) * result.track_pieces_every
+  two_stage = result.pretrained is not None
+  return PiecesHistory(steps=steps, counts=counts,
+                       stage2_start=result.pretrain_steps if two_stage else 0)
