@@ -76,8 +76,7 @@ def results32():
     key = jax.random.key(7)
     # The random initialisations need a larger step to move in 60 steps.
     lr = {"kaiming": 1e-2, "raai": 1e-2}
-    return x, y, key, {m: _fit(x, y, key, m, learning_rate=lr.get(m, (1e-2, 3e-4)))
-                       for m in METHODS}
+    return x, y, key, {m: _fit(x, y, key, m, learning_rate=lr.get(m)) for m in METHODS}
 
 
 # ---------------------------------------------------------------------------
