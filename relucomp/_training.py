@@ -238,6 +238,13 @@ def _optimizers(optimizer, lr):
   return tuple(optimizer)
 
 
+def _update(opt, grads, state, params, value, value_fn):
+  """``opt.update``, passing value/grad/value_fn to optimisers that take them (L-BFGS)."""
+  if isinstance(opt, optax.GradientTransformationExtraArgs):
+    return opt.update(grads, state, params, value=value, grad=grads, value_fn=value_fn)
+  return opt.update(grads, state, params)
+
+
 def _default_optimizer(lr, steps, warmup):
   if warmup:
     warmup = min(WARMUP_STEPS, steps // 10)
@@ -301,7 +308,7 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
   def stage1(carry, i):
     p, o1, mlp, o2, rel = carry
     loss, g = jax.value_and_grad(loss1)(p)
-    upd, o1 = opt1.update(g, o1, p)
+    upd, o1 = _update(opt1, g, o1, p, loss, loss1)
     p = optax.apply_updates(p, upd)
     mlp = _build_mlp(_stage1_model(p, method, sign))
     return (p, o1, mlp, o2, rel), loss
@@ -313,7 +320,8 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
       # The step scale: the RMS residual of the network stage 2 starts from.
       rel = jnp.where(i == n1, jnp.sqrt(loss), rel)
       g = jax.tree.map(lambda a: a / rel, g)
-    upd, o2 = opt2.update(g, o2, mlp)
+    upd, o2 = _update(opt2, g, o2, mlp, loss / (rel * rel) if relative else loss,
+                      (lambda q: loss2(q) / (rel * rel)) if relative else loss2)
     if relative:
       upd = jax.tree.map(lambda a: a * rel, upd)
     mlp = optax.apply_updates(mlp, upd)
@@ -455,7 +463,9 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   methods, ``1e-3`` (absolute, the usual reading of the paper) for
   ``"kaiming"`` and ``"raai"``. ``optimizer`` replaces this by
   any optax ``GradientTransformation`` (or a pair, one per stage); each
-  stage gets a fresh optimiser state. All steps of both stages run in one
+  stage gets a fresh optimiser state, and optimisers that take the loss
+  value and a value function (``GradientTransformationExtraArgs`` such as
+  ``optax.lbfgs()``) receive them. All steps of both stages run in one
   ``lax.scan``; ``fit`` is a pure function of its array arguments, so
   ``jax.vmap`` over ``key`` or over a batch of ``y`` trains many models at
   once (the input checks and the curvature warning then only run on
