@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) benchmarks/construction.py
+	$(PY) benchmarks/paper_tables.py --models 5
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

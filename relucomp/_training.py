@@ -39,7 +39,11 @@ PEAK_MARGIN = 0.01
 #: kink gets a ReLU derivative decided by rounding.
 INSET = 2.0 ** -10
 #: Default learning rates (stage 1, stage 2); one-stage methods use stage 2's.
-DEFAULT_LEARNING_RATE = (1e-2, 3e-4)
+#: For the compositional methods the stage-2 rate is relative: it is multiplied
+#: by the RMS residual (normalised units) of the network stage 2 starts from.
+DEFAULT_LEARNING_RATE = (1e-2, 0.05)
+#: Default (absolute) learning rate of the randomly initialised methods.
+DEFAULT_RANDOM_INIT_LEARNING_RATE = 1e-3
 #: Linear warm-up steps of the stage-2 (and one-stage) learning rate.
 WARMUP_STEPS = 50
 _FORMAT = "relucomp.FitResult"
@@ -74,7 +78,8 @@ class FitResult(struct.PyTreeNode):
     sign: ``+1.0`` (convex: waves subtracted) or ``-1.0`` (concave: waves
       added) as used by the compositional methods.
     learning_rate: ``(stage 1, stage 2)`` learning rates of the default
-      optimiser (not used when a custom optimiser is given).
+      optimiser (stage 2 relative for the compositional methods; not used
+      when a custom optimiser is given).
     method, depth, pretrain_steps, finetune_steps, track_pieces_every,
     curvature, optimizer: the settings of the run (``optimizer`` is
       ``"adam"`` for the default and ``"custom"`` otherwise).
@@ -233,6 +238,13 @@ def _optimizers(optimizer, lr):
   return tuple(optimizer)
 
 
+def _update(opt, grads, state, params, value, value_fn):
+  """``opt.update``, passing value/grad/value_fn to optimisers that take them (L-BFGS)."""
+  if isinstance(opt, optax.GradientTransformationExtraArgs):
+    return opt.update(grads, state, params, value=value, grad=grads, value_fn=value_fn)
+  return opt.update(grads, state, params)
+
+
 def _default_optimizer(lr, steps, warmup):
   if warmup:
     warmup = min(WARMUP_STEPS, steps // 10)
@@ -272,7 +284,7 @@ def _prepare(x, y, key, mode, *, method, depth):
   return t, z, norm, sign, p1, mlp0
 
 
-def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer):
+def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, relative):
   """Both stages in one ``lax.scan`` (shared by the one-stage methods)."""
   dtype = t.dtype
   two_stage = p1 is not None
@@ -294,19 +306,26 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer):
     return jnp.mean((_apply(params, t) - z) ** 2)
 
   def stage1(carry, i):
-    p, o1, mlp, o2 = carry
+    p, o1, mlp, o2, rel = carry
     loss, g = jax.value_and_grad(loss1)(p)
-    upd, o1 = opt1.update(g, o1, p)
+    upd, o1 = _update(opt1, g, o1, p, loss, loss1)
     p = optax.apply_updates(p, upd)
     mlp = _build_mlp(_stage1_model(p, method, sign))
-    return (p, o1, mlp, o2), loss
+    return (p, o1, mlp, o2, rel), loss
 
   def stage2(carry, i):
-    p, o1, mlp, o2 = carry
+    p, o1, mlp, o2, rel = carry
     loss, g = jax.value_and_grad(loss2)(mlp)
-    upd, o2 = opt2.update(g, o2, mlp)
+    if relative:
+      # The step scale: the RMS residual of the network stage 2 starts from.
+      rel = jnp.where(i == n1, jnp.sqrt(loss), rel)
+      g = jax.tree.map(lambda a: a / rel, g)
+    upd, o2 = _update(opt2, g, o2, mlp, loss / (rel * rel) if relative else loss,
+                      (lambda q: loss2(q) / (rel * rel)) if relative else loss2)
+    if relative:
+      upd = jax.tree.map(lambda a: a * rel, upd)
     mlp = optax.apply_updates(mlp, upd)
-    return (p, o1, mlp, o2), loss
+    return (p, o1, mlp, o2, rel), loss
 
   def body(carry, i):
     if two_stage and n1 > 0 and n2 > 0:
@@ -319,9 +338,9 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer):
     return carry, (loss, carry[2] if track else None)
 
   o1 = opt1.init(p1) if two_stage else None
-  carry0 = (p1, o1, mlp0, opt2.init(mlp0))
+  carry0 = (p1, o1, mlp0, opt2.init(mlp0), jnp.ones((), dtype))
   carry, (history, traj) = jax.lax.scan(body, carry0, jnp.arange(n1 + n2))
-  p_final, _, mlp, _ = carry
+  p_final, _, mlp, _, _ = carry
 
   yscale = norm["yscale"]
   history = history * yscale ** 2
@@ -345,7 +364,8 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer):
 
 
 _prepare_jit = jax.jit(_prepare, static_argnames=("method", "depth"))
-_loop_jit = jax.jit(_loop, static_argnames=("method", "n1", "n2", "track", "optimizer"))
+_loop_jit = jax.jit(_loop, static_argnames=("method", "n1", "n2", "track", "optimizer",
+                                            "relative"))
 
 
 def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
@@ -353,7 +373,8 @@ def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
   # One-stage methods share one compiled loop: it does not depend on the method.
   loop_method = method if method in _TWO_STAGE else "one_stage"
   return _loop_jit(t, z, norm, sign, p1, mlp0, lr, method=loop_method, n1=n1, n2=n2,
-                   track=track, optimizer=optimizer)
+                   track=track, optimizer=optimizer,
+                   relative=optimizer is None and method in _COMPOSITIONAL)
 
 
 # --------------------------------------------------------------------------
@@ -387,7 +408,7 @@ def _warn_curvature(x, y, method):
 
 def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
         depth: int = 5, pretrain_steps: int = 1000, finetune_steps: int = 1000,
-        learning_rate: Union[float, Sequence[float]] = DEFAULT_LEARNING_RATE,
+        learning_rate: Union[None, float, Sequence[float]] = None,
         optimizer: Any = None, curvature: str = "auto",
         track_pieces_every: Optional[int] = None) -> FitResult:
   """Fits a scalar function of one input with a 4-wide ReLU MLP.
@@ -429,12 +450,22 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   curvature gives and never reaches zero, so the network has exactly
   ``2^d`` pieces all through stage 1 with ``"enforced"``.
 
-  Optimisation: by default Adam with a cosine decay of the learning rate
-  (to ``1e-3`` of its start) over each stage, restarted for stage 2;
-  ``learning_rate`` is ``(stage 1, stage 2)`` or one number for both
-  (one-stage methods use the stage-2 rate). ``optimizer`` replaces this by
+  Optimisation: by default Adam (``b2 = 0.99``) with a cosine decay of the
+  learning rate to ``1e-3`` of its start over each stage, restarted for
+  stage 2 with a linear warm-up of ``min(50, steps // 10)`` steps.
+  ``learning_rate`` is ``(stage 1, stage 2)`` or one number for both;
+  one-stage methods use the stage-2 rate. For the compositional methods
+  (``"enforced"``, ``"free_scales"``, ``"no_pretrain"``) the stage-2 rate is
+  relative: Adam moves every weight by about the learning rate per step, so
+  the steps are scaled by the RMS residual (in normalised units) of the
+  network that stage 2 starts from (the gradients are divided by it, the
+  updates multiplied). Defaults: ``(1e-2, 0.05)`` for the compositional
+  methods, ``1e-3`` (absolute, the usual reading of the paper) for
+  ``"kaiming"`` and ``"raai"``. ``optimizer`` replaces this by
   any optax ``GradientTransformation`` (or a pair, one per stage); each
-  stage gets a fresh optimiser state. All steps of both stages run in one
+  stage gets a fresh optimiser state, and optimisers that take the loss
+  value and a value function (``GradientTransformationExtraArgs`` such as
+  ``optax.lbfgs()``) receive them. All steps of both stages run in one
   ``lax.scan``; ``fit`` is a pure function of its array arguments, so
   ``jax.vmap`` over ``key`` or over a batch of ``y`` trains many models at
   once (the input checks and the curvature warning then only run on
@@ -449,7 +480,8 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     depth: number of hidden layers, ``>= 1`` (``2^depth`` pieces).
     pretrain_steps: steps of stage 1, ``>= 0``.
     finetune_steps: steps of stage 2, ``>= 0``.
-    learning_rate: positive number or pair ``(stage 1, stage 2)``.
+    learning_rate: ``None`` (the defaults above), a positive number or a
+      pair ``(stage 1, stage 2)``.
     optimizer: ``None`` for the default, an optax ``GradientTransformation``
       or a pair of them.
     curvature: ``"auto"`` (detected from the data), ``"convex"`` or
@@ -500,6 +532,9 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   v.check_finite(y, "y")
   v.require(lambda a: jnp.max(a) > jnp.min(a), x,
             "x must contain at least two distinct values (all x are equal).")
+  if learning_rate is None:
+    learning_rate = (DEFAULT_LEARNING_RATE if method in _COMPOSITIONAL
+                     else DEFAULT_RANDOM_INIT_LEARNING_RATE)
   lr = jnp.asarray(learning_rate)
   if lr.ndim == 0:
     lr = jnp.stack([lr, lr])

@@ -76,8 +76,7 @@ def results32():
     key = jax.random.key(7)
     # The random initialisations need a larger step to move in 60 steps.
     lr = {"kaiming": 1e-2, "raai": 1e-2}
-    return x, y, key, {m: _fit(x, y, key, m, learning_rate=lr.get(m, (1e-2, 3e-4)))
-                       for m in METHODS}
+    return x, y, key, {m: _fit(x, y, key, m, learning_rate=lr.get(m)) for m in METHODS}
 
 
 # ---------------------------------------------------------------------------
@@ -199,6 +198,16 @@ def test_custom_optimizer_is_used():
                    optimizer=FROZEN)
   assert r.optimizer == "custom"
   np.testing.assert_allclose(r.history, r.history[0], rtol=1e-5)
+
+
+def test_optimizer_with_extra_args_lbfgs():
+  # optax.lbfgs needs the loss value and a value function: fit passes them.
+  x, y = _data(n=10)
+  r = relucomp.fit(x, y, key=jax.random.key(0), method="enforced", depth=1,
+                   pretrain_steps=3, finetune_steps=3,
+                   optimizer=(optax.adam(1e-2), optax.lbfgs()))
+  assert not bool(r.diverged)
+  assert float(r.mse) < float(r.history[3])
 
 
 def test_divergence_is_flagged():
