@@ -54,7 +54,7 @@ def count_params(params: Params) -> int:
   Example:
     >>> import relucomp
     >>> relucomp.count_params(relucomp.compositional_mlp([0.5, 0.5], [0.25, 0.0625]))
-    37
+    33
   """
   shapes = check_params(params)
   return sum(n_in * n_out + n_out for n_in, n_out in shapes)

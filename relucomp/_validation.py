@@ -56,7 +56,11 @@ def require(condition_fn: Callable[[Any], Any], value: Any, message: str) -> Non
   """
   host = concrete(value)
   if host is not None:
-    if not bool(np.all(condition_fn(host))):
+    # Evaluate eagerly even while a caller is being traced (jit, checkify):
+    # ``jnp`` operations on constants would otherwise become tracers.
+    with jax.ensure_compile_time_eval():
+      ok = bool(np.all(np.asarray(condition_fn(host))))
+    if not ok:
       raise ValueError(message)
   elif _checkify_active():
     checkify.check(jnp.all(condition_fn(value)), message)
