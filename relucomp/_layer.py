@@ -148,9 +148,13 @@ def _law_scales(peaks: jax.Array, amplitudes: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("peak_range",))
-def _free_weights(p: dict[str, jax.Array],
-                  peak_range: tuple[float, float]) -> dict[str, jax.Array]:
-  """Stage-1 parameters -> the plain-MLP weights, stored as blocks."""
+def _subnetworks(p: dict[str, jax.Array],
+                 peak_range: tuple[float, float]) -> dict[str, jax.Array]:
+  """Stage-1 parameters -> the free weights of every subnetwork (as blocks).
+
+  Uses :func:`compositional_mlp` for each of the ``2 U`` networks; the sign
+  of ``F_a - F_b`` goes into the output weights.
+  """
   lo, hi = peak_range
   peaks = lo + (hi - lo) * jax.nn.sigmoid(p["peak_logits"])       # (U, 2, d+1)
   scales = _law_scales(peaks, jax.nn.softplus(p["amplitude_logits"]))
@@ -159,45 +163,42 @@ def _free_weights(p: dict[str, jax.Array],
   nets = jax.vmap(jax.vmap(
       lambda a, s, m: _network.compositional_mlp(a, s, slope=m)))(peaks, scales, slopes)
   u = slope.shape[0]
-  proj, q = p["projection_kernel"], p["projection_bias"]
-  first = nets[0]["kernel"][:, :, 0, :].reshape(u, 8)              # (U, 8) per z
-  sign = jnp.array([1.0, -1.0], first.dtype)                        # F_a - F_b
-  out_k = nets[-1]["kernel"][..., 0] * sign[None, :, None]          # (U, 2, 4)
-  out_b = jnp.sum(nets[-1]["bias"][..., 0] * sign, axis=1)          # (U,)
-  comb = p["combine_kernel"]
+  dtype = nets[0]["kernel"].dtype
+  sign = jnp.array([1.0, -1.0], dtype)[None, :]                     # F_a - F_b
   if len(nets) > 2:
     hidden_k = jnp.stack([layer["kernel"].reshape(2 * u, 4, 4) for layer in nets[1:-1]])
     hidden_b = jnp.stack([layer["bias"].reshape(2 * u, 4) for layer in nets[1:-1]])
   else:
-    hidden_k = jnp.zeros((0, 2 * u, 4, 4), first.dtype)
-    hidden_b = jnp.zeros((0, 2 * u, 4), first.dtype)
+    hidden_k = jnp.zeros((0, 2 * u, 4, 4), dtype)
+    hidden_b = jnp.zeros((0, 2 * u, 4), dtype)
   return {
-      "input_kernel": jnp.stack([proj, proj], axis=-1),             # (in, U, 2)
-      "input_bias": jnp.stack([q, q - 1], axis=-1),                  # (U, 2)
-      "first_kernel": jnp.stack([first, -first], axis=1),           # (U, 2, 8)
-      "first_bias": nets[0]["bias"].reshape(u, 8),
-      "hidden_kernel": hidden_k,
-      "hidden_bias": hidden_b,
-      "output_kernel": (out_k[..., None] * comb[:, None, None, :]).reshape(8 * u, -1),
-      "output_bias": out_b @ comb + p["combine_bias"],
+      "first_kernel": nets[0]["kernel"][:, :, 0, :],                # (U, 2, 4)
+      "first_bias": nets[0]["bias"],                                 # (U, 2, 4)
+      "hidden_kernel": hidden_k,                                     # (d-1, 2U, 4, 4)
+      "hidden_bias": hidden_b,                                       # (d-1, 2U, 4)
+      "output_kernel": nets[-1]["kernel"][..., 0] * sign[..., None],  # (U, 2, 4)
+      "output_bias": nets[-1]["bias"][..., 0] * sign,                # (U, 2)
   }
 
 
 @jax.jit
 def _forward(w: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-  """The block-structured MLP forward pass on ``x`` of shape (..., in)."""
-  dtype = v.float_dtype(x, w["output_kernel"])
+  """The layer's forward pass on ``x`` of shape (..., in), from its weights."""
+  dtype = v.float_dtype(x, w["combine_kernel"])
   w = {k: a.astype(dtype) for k, a in w.items()}
-  n_in, n_units = w["input_kernel"].shape[:2]
+  n_in, n_units = w["projection_kernel"].shape
   batch = x.shape[:-1]
-  h = x.reshape(-1, n_in).astype(dtype)
-  h = jax.nn.relu(jnp.einsum("ni,iuk->nuk", h, w["input_kernel"]) + w["input_bias"])
-  h = jax.nn.relu(jnp.einsum("nuk,ukj->nuj", h, w["first_kernel"]) + w["first_bias"])
+  p = x.reshape(-1, n_in).astype(dtype) @ w["projection_kernel"] + w["projection_bias"]
+  z = jax.nn.relu(p) - jax.nn.relu(p - 1)                           # clip to [0, 1]
+  h = jax.nn.relu(z[:, :, None, None] * w["first_kernel"] + w["first_bias"])
   h = h.reshape(h.shape[0], 2 * n_units, 4)
   for k in range(w["hidden_kernel"].shape[0]):
     h = jax.nn.relu(jnp.einsum("nbi,bij->nbj", h, w["hidden_kernel"][k])
                     + w["hidden_bias"][k])
-  y = h.reshape(h.shape[0], 8 * n_units) @ w["output_kernel"] + w["output_bias"]
+  h = h.reshape(h.shape[0], n_units, 2, 4)
+  phi = (jnp.einsum("nuki,uki->nu", h, w["output_kernel"])
+         + jnp.sum(w["output_bias"], axis=1))
+  y = phi @ w["combine_kernel"] + w["combine_bias"]
   return y.reshape(*batch, -1)
 
 
@@ -235,32 +236,35 @@ class CompositionalDense(nnx.Module):
       F_{j,b}(z) =           - sum_i s_{j,b,i} W_i(z; peaks_{j,b}),
 
   two compositional networks of depth ``depth`` (so ``phi_j`` may be
-  non-convex). The layer returns ``sum_j phi_j(z_j) C[j, :] + c``. Inside,
-  it is a plain ReLU MLP with ``depth + 1`` hidden layers whose hidden
-  weights are block-diagonal (4 x 4 blocks); :func:`layer_to_mlp` returns it.
+  non-convex). The layer returns ``sum_j phi_j(z_j) C[j, :] + c``. It is a
+  plain ReLU MLP with ``depth + 1`` hidden layers whose hidden weights are
+  block-diagonal (4 x 4 blocks between the compositional layers);
+  :func:`layer_to_mlp` writes it out.
 
   **Stages.** ``stage`` is ``"reparameterised"`` (stage 1) or ``"free"``
-  (stage 2):
+  (stage 2). In both, the projection ``P, q`` and the combination ``C, c``
+  are ordinary parameters, and the clip is the fixed pair of ReLUs above.
 
-  * ``"reparameterised"``: the parameters are the projection ``P, q``, the
-    unconstrained ``peak_logits`` (shape ``(units, 2, depth + 1)``) mapped
-    into ``(0, 1)`` by ``lo + (hi - lo) * sigmoid(.)`` with ``(lo, hi) =
-    peak_range``, the ``amplitude_logits`` mapped to the positive amplitudes
-    ``s_1 = softplus(.)`` (shape ``(units, 2)``; ``F_a`` and ``F_b`` are then
-    both convex), the line ``slope`` and the combination ``C, c``. Every
-    other scale follows the law (:func:`enforced_scales`); the last of the
-    ``depth + 1`` peaks of each network only sets the last ratio and is
-    trained like the others. Each unit function has exactly the pieces of
-    its two compositional networks.
-  * ``"free"``: the parameters are the weights of the plain MLP themselves
-    (block-diagonal hidden kernels stored as blocks), trained without
-    constraint.
+  * ``"reparameterised"``: each subnetwork is given by its peaks and
+    amplitude. ``peak_logits`` (shape ``(units, 2, depth + 1)``) map into
+    ``(lo, hi) = peak_range`` by ``lo + (hi - lo) * sigmoid(.)``;
+    ``amplitude_logits`` (shape ``(units, 2)``) map to the amplitudes
+    ``s_1 = softplus(.) > 0``, so ``F_a`` and ``F_b`` are both convex and
+    ``phi_j`` is a difference of convex functions; ``slope`` (shape
+    ``(units,)``) is the line of ``F_a``. Every other scale follows the law
+    (:func:`enforced_scales`); the last of the ``depth + 1`` peaks of each
+    network only sets the last ratio and is trained like the others. The
+    weights are built by :func:`compositional_mlp`, so each subnetwork has
+    exactly ``2^depth`` linear pieces on ``[0, 1]`` all through stage 1.
+  * ``"free"``: the weights of the ``2 units`` subnetworks (``1 -> 4``,
+    ``depth - 1`` layers ``4 -> 4``, ``4 -> 1`` each; see :meth:`weights`)
+    are parameters and train without constraint; the block structure stays.
 
-  Call :meth:`set_stage` with ``"free"`` to switch: it builds the free
-  weights from the current reparameterised values (the output does not
-  change) and removes the stage-1 parameters, so build a new
-  ``nnx.Optimizer`` afterwards. Switch outside of ``nnx.jit``. A layer made
-  with ``stage="free"`` starts from the construction at its initial peaks.
+  Call :meth:`set_stage` with ``"free"`` to switch: it sets the free weights
+  to the current stage-1 subnetworks (the output does not change) and
+  removes the stage-1 parameters, so build a new ``nnx.Optimizer``
+  afterwards. Switch outside of ``nnx.jit``. A layer made with
+  ``stage="free"`` starts from the construction at its initial peaks.
 
   **Initialisation.** ``P ~ N(0, projection_scale^2 / in_features)`` and
   ``q = 1/2``, so inputs with unit variance give projections centred in
@@ -335,7 +339,7 @@ class CompositionalDense(nnx.Module):
     values = _init_reparam(rngs.params(), self.in_features, self.units,
                            self.out_features, self.depth, jnp.dtype(param_dtype),
                            self.peak_range, float(amplitude), float(projection_scale))
-    for name in self._REPARAM:
+    for name in self._SHARED + self._REPARAM:
       setattr(self, name, nnx.Param(values[name]))
     if stage == "free":
       self.set_stage("free")
@@ -365,19 +369,13 @@ class CompositionalDense(nnx.Module):
       raise ValueError(f"{what} exists only in the {stage!r} stage; this layer "
                        f"is in the {self.stage!r} stage.")
 
-  def _reparam_values(self) -> dict[str, jax.Array]:
-    return {name: getattr(self, name)[...] for name in self._REPARAM}
-
-  def _weights_from_reparam(self) -> dict[str, jax.Array]:
-    """The free weights (as blocks) that the stage-1 parameters define."""
-    return _free_weights(self._reparam_values(), self.peak_range)
-
-  # -- switching -----------------------------------------------------------
-
-  _FREE = ("input_kernel", "input_bias", "first_kernel", "first_bias",
-           "hidden_kernel", "hidden_bias", "output_kernel", "output_bias")
-  _REPARAM = ("projection_kernel", "projection_bias", "peak_logits",
-              "amplitude_logits", "slope", "combine_kernel", "combine_bias")
+  #: Parameters of both stages: the projection and the combination.
+  _SHARED = ("projection_kernel", "projection_bias", "combine_kernel", "combine_bias")
+  #: Stage-1 parameters of the subnetworks.
+  _REPARAM = ("peak_logits", "amplitude_logits", "slope")
+  #: Stage-2 (free) weights of the subnetworks.
+  _FREE = ("first_kernel", "first_bias", "hidden_kernel", "hidden_bias",
+           "output_kernel", "output_bias")
 
   def set_stage(self, stage: str) -> None:
     """Switches the layer to ``stage`` (only ``"reparameterised" -> "free"``).
@@ -396,7 +394,8 @@ class CompositionalDense(nnx.Module):
     if stage == "reparameterised":
       raise ValueError("stage cannot go back from 'free' to 'reparameterised': "
                        "free weights are not in general given by peaks.")
-    weights = self._weights_from_reparam()
+    weights = _subnetworks({n: getattr(self, n)[...] for n in self._REPARAM},
+                           self.peak_range)
     for name in self._REPARAM:
       delattr(self, name)
     for name in self._FREE:
@@ -404,10 +403,22 @@ class CompositionalDense(nnx.Module):
     self.stage = "free"
 
   def weights(self) -> dict[str, jax.Array]:
-    """The plain-MLP weights as blocks (in either stage)."""
+    """The weights of the layer as blocks, in either stage.
+
+    Keys: ``projection_kernel (in, U)``, ``projection_bias (U,)``, the
+    subnetworks' ``first_kernel (U, 2, 4)``, ``first_bias (U, 2, 4)``,
+    ``hidden_kernel (depth - 1, 2 U, 4, 4)``, ``hidden_bias (depth - 1, 2 U,
+    4)``, ``output_kernel (U, 2, 4)``, ``output_bias (U, 2)`` (``F_b``'s
+    sign included), and ``combine_kernel (U, out)``, ``combine_bias (out,)``.
+    In stage 1 the subnetwork weights are computed from the peaks.
+    """
+    w = {name: getattr(self, name)[...] for name in self._SHARED}
     if self.stage == "reparameterised":
-      return self._weights_from_reparam()
-    return {name: getattr(self, name)[...] for name in self._FREE}
+      w.update(_subnetworks({n: getattr(self, n)[...] for n in self._REPARAM},
+                            self.peak_range))
+    else:
+      w.update({name: getattr(self, name)[...] for name in self._FREE})
+    return w
 
   # -- forward -------------------------------------------------------------
 
@@ -452,15 +463,24 @@ def layer_to_mlp(layer: CompositionalDense) -> list[dict[str, jax.Array]]:
         f"layer must be a CompositionalDense; got {type(layer).__name__}.")
   w = layer.weights()
   u = layer.units
+  proj, q = w["projection_kernel"], w["projection_bias"]
+  first = w["first_kernel"].reshape(u, 8)            # the 8 first-layer weights on z
+  out = (w["output_kernel"].reshape(u, 8)[:, :, None]
+         * w["combine_kernel"][:, None, :]).reshape(8 * u, -1)
   params = [
-      {"kernel": w["input_kernel"].reshape(layer.in_features, 2 * u),
-       "bias": w["input_bias"].reshape(2 * u)},
-      {"kernel": _block_diag(w["first_kernel"]), "bias": w["first_bias"].reshape(8 * u)},
+      # relu(p), relu(p - 1) per unit
+      {"kernel": jnp.stack([proj, proj], axis=-1).reshape(layer.in_features, 2 * u),
+       "bias": jnp.stack([q, q - 1], axis=-1).reshape(2 * u)},
+      # z = relu(p) - relu(p - 1) enters both subnetworks' first layers
+      {"kernel": _block_diag(jnp.stack([first, -first], axis=1)),
+       "bias": w["first_bias"].reshape(8 * u)},
   ]
   for k in range(layer.depth - 1):
     params.append({"kernel": _block_diag(w["hidden_kernel"][k]),
                    "bias": w["hidden_bias"][k].reshape(8 * u)})
-  params.append({"kernel": w["output_kernel"], "bias": w["output_bias"]})
+  params.append({"kernel": out,
+                 "bias": jnp.sum(w["output_bias"], axis=1) @ w["combine_kernel"]
+                         + w["combine_bias"]})
   return params
 
 

@@ -176,7 +176,8 @@ def test_stage_switch(dtype):
   layer.set_stage("free")
   layer.set_stage("free")  # no-op
   assert layer.stage == "free"
-  assert _n_params(layer) == 3 * 8 + 8 + 4 * 16 + 4 * 8 + 8 * 20 + 8 * 4 * 2 + 2
+  # projection + combination, then per unit two subnetworks 1 -> 4 -> 4 -> 1
+  assert _n_params(layer) == 3 * 4 + 4 + 4 * 2 + 2 + 4 * 2 * (8 + 20 + 5)
   assert all(a.dtype == dtype for a in jax.tree.leaves(nnx.state(layer, nnx.Param)))
   np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(before),
                              atol=1e-5 if dtype == np.float32 else 1e-12)
