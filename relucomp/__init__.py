@@ -4,27 +4,49 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 4-wide ReLU MLP with exactly ``2^d`` linear pieces.
 """
 
+from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lipschitz_bound,
+                              local_lipschitz, region_polytope)
 from relucomp._layer import STAGES, CompositionalDense, difference_mlp, layer_to_mlp
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
+from relucomp._plotting import plot_neurons_1d, plot_partition
+from relucomp._regions import LinearPieces, Regions2D, linear_pieces_1d, regions_2d
 from relucomp._series import compositional, enforced_scales
+from relucomp._training import FitResult, fit, load, save
 from relucomp._triangle import triangle, triangle_waves
 from relucomp._validation import checkified
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Atoms",
+    "FitResult",
+    "LinearPieces",
     "NEURONS",
+    "Regions2D",
     "STAGES",
     "CompositionalDense",
+    "activation_pattern",
+    "affine_map",
+    "atoms",
     "checkified",
     "compositional",
     "compositional_mlp",
     "count_params",
     "difference_mlp",
     "enforced_scales",
+    "fit",
     "layer_to_mlp",
+    "linear_pieces_1d",
+    "lipschitz_bound",
+    "load",
+    "local_lipschitz",
     "mlp_apply",
+    "plot_neurons_1d",
+    "plot_partition",
+    "region_polytope",
+    "regions_2d",
+    "save",
     "triangle",
     "triangle_waves",
 ]

@@ -1,0 +1,307 @@
+"""Exact region enumeration: speed, counts against regioncam, and figures.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/regions.py            # quick (default)
+    .venv/bin/python benchmarks/regions.py --full     # every size of the issue
+
+Parts:
+
+1. 1-D: ``linear_pieces_1d`` on compositional networks of depth 8..20 (2^d
+   pieces), median wall and CPU time of several runs, time per piece.
+2. 2-D: ``regions_2d`` on random two-input MLPs (PyTorch's default
+   ``nn.Linear`` initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+   weights and biases) on [-1, 1]^2, side by side with regioncam (an
+   optional package, float32) when it is installed. Where the counts differ,
+   the number of our regions too small for float32 to resolve is shown.
+3. The compositional network at d = 8 in 1-D: our count on the float64
+   weights and on the same weights rounded to float32, and regioncam's.
+4. Pieces versus depth (width 4, the compositional architecture) for the
+   compositional network and for random networks with the default and a
+   RAAI-like initialisation; a 2-D partition picture; neuron plots.
+
+Writes ``regions.json`` and the figures into ``--out`` (default
+``out/regions``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+
+import relucomp  # noqa: E402
+
+try:  # optional: only this benchmark uses it
+  import regioncam  # noqa: E402
+except ImportError:  # pragma: no cover - depends on the environment
+  regioncam = None
+
+
+# ------------------------------------------------------------ initialisers
+
+def default_init(rng, widths):
+  """PyTorch ``nn.Linear`` default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  layers = []
+  for n_in, n_out in zip(widths[:-1], widths[1:]):
+    bound = 1.0 / np.sqrt(n_in)
+    layers.append({"kernel": rng.uniform(-bound, bound, (n_in, n_out)),
+                   "bias": rng.uniform(-bound, bound, n_out)})
+  return layers
+
+
+def raai_like_init(rng, widths):
+  """A RAAI-like initialisation (local to this benchmark).
+
+  Lu et al.'s randomized asymmetric initialisation: each neuron's weights
+  and bias are drawn N(0, 0.6007^2 / fan_in), then one of those fan_in + 1
+  entries, chosen uniformly, is replaced by a Beta(2, 1) draw (positive).
+  The anti-correlation step of Singh and Sreejith is not included here.
+  """
+  layers = []
+  for n_in, n_out in zip(widths[:-1], widths[1:]):
+    sigma = 0.6007 / np.sqrt(n_in)
+    full = rng.normal(0.0, sigma, (n_in + 1, n_out))  # last row: the bias
+    pick = rng.integers(0, n_in + 1, n_out)
+    full[pick, np.arange(n_out)] = rng.beta(2.0, 1.0, n_out)
+    layers.append({"kernel": full[:-1], "bias": full[-1]})
+  return layers
+
+
+def compositional_params(rng, d, *, amplitude=0.25, lo=0.2, hi=0.8):
+  peaks = jnp.asarray(rng.uniform(lo, hi, d + 1))
+  params = relucomp.compositional_mlp(peaks, relucomp.enforced_scales(peaks, amplitude))
+  return [{k: np.asarray(v, np.float64) for k, v in layer.items()} for layer in params]
+
+
+# ---------------------------------------------------------------- timing
+
+def timed(fn, repeats):
+  walls, cpus, result = [], [], None
+  for _ in range(repeats):
+    w, c = time.perf_counter(), time.process_time()
+    result = fn()
+    walls.append(time.perf_counter() - w)
+    cpus.append(time.process_time() - c)
+  return result, float(np.median(walls)), float(np.median(cpus))
+
+
+def regioncam_2d(params, size=1.0):
+  cam = regioncam.Regioncam(size)
+  for i, layer in enumerate(params):
+    cam.linear(np.asarray(layer["kernel"], np.float32), np.asarray(layer["bias"], np.float32))
+    if i < len(params) - 1:
+      cam.relu()
+  return cam.num_faces
+
+
+def regioncam_1d(params, lo, hi):
+  # Regioncam1D(size) covers [-size/2, size/2]; a first linear layer maps it
+  # onto [lo, hi].
+  cam = regioncam.Regioncam1D(1.0)
+  cam.linear(np.array([[hi - lo]], np.float32), np.array([(lo + hi) / 2], np.float32))
+  for i, layer in enumerate(params):
+    cam.linear(np.asarray(layer["kernel"], np.float32), np.asarray(layer["bias"], np.float32))
+    if i < len(params) - 1:
+      cam.relu()
+  return cam.num_edges
+
+
+def polygon_area(poly):
+  x, y = poly[:, 0], poly[:, 1]
+  return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+# ------------------------------------------------------------------ parts
+
+def part_1d(depths, repeats):
+  rows = []
+  rng = np.random.default_rng(1)
+  for d in depths:
+    params = compositional_params(rng, d)
+    merged, wall, cpu = timed(lambda: relucomp.linear_pieces_1d(params, 0.0, 1.0), repeats)
+    regions, wall_nm, cpu_nm = timed(
+        lambda: relucomp.linear_pieces_1d(params, 0.0, 1.0, merge=False), repeats)
+    rows.append({"depth": d, "pieces": merged.count, "regions": regions.count,
+                 "expected": 2 ** d, "wall_s": wall, "cpu_s": cpu,
+                 "wall_s_no_merge": wall_nm, "cpu_s_no_merge": cpu_nm,
+                 "ns_per_piece": 1e9 * wall / merged.count})
+  print("\n1-D: compositional networks on [0, 1] (peaks U(0.2, 0.8), amplitude 0.25), "
+        f"median of {repeats} runs")
+  print(f"{'d':>3} {'pieces':>9} {'2^d':>9} {'wall s':>8} {'cpu s':>8} "
+        f"{'wall s (merge=False)':>21} {'ns/piece':>9}")
+  for r in rows:
+    print(f"{r['depth']:>3} {r['pieces']:>9} {r['expected']:>9} {r['wall_s']:>8.4f} "
+          f"{r['cpu_s']:>8.4f} {r['wall_s_no_merge']:>21.4f} {r['ns_per_piece']:>9.1f}")
+  return rows
+
+
+def part_2d(widths, depths, seeds, repeats):
+  rows = []
+  for w in widths:
+    for d in depths:
+      for seed in seeds:
+        rng = np.random.default_rng(1000 * w + 10 * d + seed)
+        params = default_init(rng, [2] + [w] * d + [1])
+        ours, wall, _ = timed(lambda: relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0]),
+                              repeats)
+        areas = np.array([polygon_area(p) for p in ours.vertices])
+        row = {"width": w, "depth": d, "seed": seed, "ours": ours.count, "ours_s": wall,
+               "area_sum": float(areas.sum()), "min_area": float(areas.min()),
+               "tiny_regions": int(np.sum(areas < 1e-9)),
+               # Weights rounded to float32 (what regioncam is given), counted
+               # exactly: separates rounding of weights from float32 arithmetic.
+               "ours_f32_weights": relucomp.regions_2d(
+                   [{k: np.asarray(v, np.float32).astype(np.float64) for k, v in layer.items()}
+                    for layer in params], [-1.0, -1.0], [1.0, 1.0]).count}
+        if regioncam is not None:
+          count, rc_wall, _ = timed(lambda: regioncam_2d(params), repeats)
+          row.update(regioncam=int(count), regioncam_s=rc_wall)
+        rows.append(row)
+  print(f"\n2-D: default-initialised MLPs with 2 inputs on [-1, 1]^2, median of {repeats} runs")
+  if regioncam is None:
+    print("regioncam is not installed (pip install regioncam): showing relucomp only.")
+  print(f"{'width':>5} {'depth':>5} {'seed':>4} {'ours':>7} {'ours f32w':>9} {'regioncam':>9} "
+        f"{'diff':>5} {'<1e-9 area':>10} {'ours s':>8} {'regioncam s':>11} {'speed ratio':>11}")
+  for r in rows:
+    rc_count = r.get("regioncam")
+    rc_text = f"{rc_count:>9}" if rc_count is not None else f"{'-':>9}"
+    diff = f"{rc_count - r['ours']:>5}" if rc_count is not None else f"{'-':>5}"
+    rc_s = f"{r['regioncam_s']:>11.4f}" if rc_count is not None else f"{'-':>11}"
+    ratio = (f"{r['regioncam_s'] / r['ours_s']:>11.2f}" if rc_count is not None
+             else f"{'-':>11}")
+    print(f"{r['width']:>5} {r['depth']:>5} {r['seed']:>4} {r['ours']:>7} "
+          f"{r['ours_f32_weights']:>9} {rc_text} {diff} {r['tiny_regions']:>10} "
+          f"{r['ours_s']:>8.4f} {rc_s} {ratio}")
+  print("(speed ratio = regioncam time / relucomp time; > 1 means relucomp is faster)")
+  return rows
+
+
+def part_compositional_d8():
+  rows = []
+  for seed in range(3):
+    params = compositional_params(np.random.default_rng(seed), 8)
+    f32 = [{k: np.asarray(v, np.float32).astype(np.float64) for k, v in layer.items()}
+           for layer in params]
+    row = {"seed": seed,
+           "ours": relucomp.linear_pieces_1d(params, 0.0, 1.0, merge=False).count,
+           "ours_f32_weights": relucomp.linear_pieces_1d(f32, 0.0, 1.0, merge=False).count}
+    if regioncam is not None:
+      row["regioncam"] = int(regioncam_1d(params, 0.0, 1.0))
+    rows.append(row)
+  print("\nCompositional network, d = 8, activation regions on [0, 1] (2^8 = 256)")
+  print(f"{'seed':>4} {'ours (f64 weights)':>19} {'ours (f32 weights)':>19} {'regioncam (f32)':>16}")
+  for r in rows:
+    rc_text = r.get("regioncam", "-")
+    print(f"{r['seed']:>4} {r['ours']:>19} {r['ours_f32_weights']:>19} {rc_text:>16}")
+  return rows
+
+
+def part_depth_curves(max_depth, samples):
+  rng = np.random.default_rng(7)
+  depths = list(range(1, max_depth + 1))
+  curves = {"compositional": [], "default": [], "raai_like": []}
+  for d in depths:
+    widths = [1] + [4] * d + [1]
+    curves["compositional"].append(
+        relucomp.linear_pieces_1d(compositional_params(rng, d), 0.0, 1.0).count)
+    for name, init in (("default", default_init), ("raai_like", raai_like_init)):
+      counts = [relucomp.linear_pieces_1d(init(rng, widths), 0.0, 1.0).count
+                for _ in range(samples)]
+      curves[name].append({"mean": float(np.mean(counts)), "median": float(np.median(counts)),
+                           "max": int(np.max(counts)), "min": int(np.min(counts))})
+  print(f"\nLinear pieces on [0, 1] versus depth (width 4; random inits: {samples} networks "
+        "per depth, mean / max)")
+  print(f"{'d':>3} {'compositional':>13} {'default mean':>12} {'default max':>11} "
+        f"{'RAAI-like mean':>14} {'RAAI-like max':>13}")
+  for i, d in enumerate(depths):
+    dft, raai = curves["default"][i], curves["raai_like"][i]
+    print(f"{d:>3} {curves['compositional'][i]:>13} {dft['mean']:>12.2f} {dft['max']:>11} "
+          f"{raai['mean']:>14.2f} {raai['max']:>13}")
+  return depths, curves
+
+
+def figures(out, depths, curves):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.semilogy(depths, curves["compositional"], "o-", label="compositional ($2^d$)")
+  for name, label in (("default", "default init (mean, max)"),
+                      ("raai_like", "RAAI-like init (mean, max)")):
+    mean = [c["mean"] for c in curves[name]]
+    top = [c["max"] for c in curves[name]]
+    line, = ax.semilogy(depths, mean, "s-", label=label)
+    ax.semilogy(depths, top, ":", color=line.get_color())
+  ax.set_xlabel("depth d (hidden layers of width 4)")
+  ax.set_ylabel("linear pieces on [0, 1]")
+  ax.set_title("Exact linear pieces versus depth")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(out / "pieces_vs_depth.png", dpi=120)
+  plt.close(fig)
+
+  params = default_init(np.random.default_rng(3), [2, 32, 32, 32, 1])
+  parts = relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0])
+  ax = relucomp.plot_partition(parts)
+  ax.set_title(f"2-input MLP 32-32-32, default init: {parts.count} regions")
+  ax.figure.savefig(out / "partition_2d.png", dpi=120)
+  plt.close(ax.figure)
+
+  fig = relucomp.plot_neurons_1d(compositional_params(np.random.default_rng(4), 4), 0.0, 1.0)
+  fig.suptitle("compositional network, d = 4 (each neuron scaled to max |value| = 1)")
+  fig.tight_layout()
+  fig.savefig(out / "neurons_compositional.png", dpi=120, bbox_inches="tight")
+  plt.close(fig)
+  fig = relucomp.plot_neurons_1d(default_init(np.random.default_rng(5), [1, 4, 4, 4, 4, 1]),
+                                 0.0, 1.0)
+  fig.suptitle("default init, width 4, d = 4 (each neuron scaled to max |value| = 1)")
+  fig.tight_layout()
+  fig.savefig(out / "neurons_default.png", dpi=120, bbox_inches="tight")
+  plt.close(fig)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--full", action="store_true", help="every size of the issue")
+  parser.add_argument("--quick", action="store_true", help="small sizes (the default)")
+  parser.add_argument("--out", default="out/regions", help="directory for JSON and figures")
+  args = parser.parse_args()
+  full = args.full and not args.quick
+  out = Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+
+  print(f"relucomp regions benchmark ({'full' if full else 'quick'}); {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
+        f"regioncam {'installed' if regioncam is not None else 'not installed'}")
+  one_d = part_1d(list(range(8, 21)) if full else [8, 12, 16, 20], repeats=5 if full else 3)
+  two_d = part_2d([16, 32, 64, 128] if full else [16, 32, 64],
+                  [2, 3, 4] if full else [2, 3],
+                  [0, 1] if full else [0], repeats=3 if full else 1)
+  comp8 = part_compositional_d8()
+  depths, curves = part_depth_curves(20 if full else 12, samples=30 if full else 10)
+  figures(out, depths, curves)
+  record = {"mode": "full" if full else "quick", "load_average": os.getloadavg()[0],
+            "regioncam": getattr(regioncam, "__version__", None) if regioncam else None,
+            "one_d": one_d, "two_d": two_d, "compositional_d8": comp8,
+            "pieces_vs_depth": {"depths": depths, **curves}}
+  with open(out / "regions.json", "w") as f:
+    json.dump(record, f, indent=1)
+  print(f"\nwrote {out / 'regions.json'} and figures pieces_vs_depth.png, partition_2d.png, "
+        "neurons_compositional.png, neurons_default.png")
+
+
+if __name__ == "__main__":
+  main()
