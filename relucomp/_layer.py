@@ -485,17 +485,13 @@ def layer_to_mlp(layer: CompositionalDense) -> list[dict[str, jax.Array]]:
 
 
 def compose_mlps(first: Sequence[dict[str, jax.Array]],
-                 second: Sequence[dict[str, jax.Array]], *,
-                 relu_between: bool = False) -> list[dict[str, jax.Array]]:
-  """One plain MLP computing ``second(first(x))`` (or ``second(relu(first(x)))``).
+                 second: Sequence[dict[str, jax.Array]]) -> list[dict[str, jax.Array]]:
+  """One plain MLP computing ``second(first(x))``.
 
-  Without ``relu_between`` the linear output layer of ``first`` and the
-  first layer of ``second`` merge into one; with it, ``first``'s output
-  becomes a hidden layer.
+  The linear output layer of ``first`` and the first layer of ``second``
+  merge into one layer (no activation sits between them).
   """
   first, second = list(first), list(second)
-  if relu_between:
-    return first + second
   last, nxt = first[-1], second[0]
   merged = {"kernel": last["kernel"] @ nxt["kernel"],
             "bias": last["bias"] @ nxt["kernel"] + nxt["bias"]}

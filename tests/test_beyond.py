@@ -78,8 +78,10 @@ def test_dc_stage2_starts_from_the_stage1_difference(x64):
   for layer in res.params[1:-1]:  # the two networks sit side by side
     k = np.asarray(layer["kernel"])
     assert not k[:4, 4:].any() and not k[4:, :4].any()
-  # the stage-1 loss history ends where the MLP starts
   np.testing.assert_allclose(float(res.mse), float(np.mean((want - y) ** 2)), rtol=1e-9)
+  # The region tools apply: F_a and F_b have 2^3 pieces each and their
+  # interior knots (7 each, at random places) do not coincide.
+  assert relucomp.linear_pieces_1d(res.params, x.min(), x.max()).count == 15
 
 
 def test_dc_same_key_same_result_and_vmap_matches_loop(x64):
