@@ -511,8 +511,8 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     raise ValueError("pretrain_steps + finetune_steps must be at least 1; got 0.")
   if track_pieces_every is not None:
     track_pieces_every = _check_int(track_pieces_every, "track_pieces_every", 1)
-  if method in ("dc", "compositional") or jnp.ndim(x) == 2 or (
-      method == "kaiming" and width is not None):
+  if method in ("dc", "compositional") or (
+      method == "kaiming" and (jnp.ndim(x) == 2 or width is not None)):
     from relucomp import _beyond  # pylint: disable=import-outside-toplevel
     return _beyond.fit_beyond(x, y, key=key, method=method, depth=depth, n1=n1, n2=n2,
                               learning_rate=learning_rate, optimizer=optimizer,

@@ -178,6 +178,7 @@ _X2 = np.stack([_X1, _X1[::-1] ** 2], axis=1)
     (dict(x=_X2, y=_X1, method="compositional", width=0), "width"),
     (dict(x=_X1, y=_X1, method="dc", track_pieces_every=2), "track_pieces_every"),
     (dict(x=_X1, y=_X1, method="enforced", width=8), "width applies"),
+    (dict(x=_X2, y=_X1, method="enforced"), "1-D"),
     (dict(x=_X1, y=_X1, method="dc", learning_rate=-1.0), "learning_rate"),
     (dict(x=_X1, y=_X1, method="dcx"), "method must be one of"),
 ])
