@@ -7,6 +7,7 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lipschitz_bound,
                               local_lipschitz, region_polytope)
 from relucomp._batch import fit_batch
+from relucomp._layer import STAGES, CompositionalDense, difference_mlp, layer_to_mlp
 from relucomp._mlp import count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
 from relucomp._plotting import plot_neurons_1d, plot_partition
@@ -26,6 +27,8 @@ __all__ = [
     "NEURONS",
     "PiecesHistory",
     "Regions2D",
+    "STAGES",
+    "CompositionalDense",
     "activation_pattern",
     "affine_map",
     "atoms",
@@ -33,9 +36,11 @@ __all__ = [
     "compositional",
     "compositional_mlp",
     "count_params",
+    "difference_mlp",
     "enforced_scales",
     "fit",
     "fit_batch",
+    "layer_to_mlp",
     "linear_pieces_1d",
     "lipschitz_bound",
     "load",

@@ -26,8 +26,11 @@ from relucomp._series import enforced_scales
 
 __all__ = ["fit", "FitResult", "save", "load", "METHODS"]
 
-#: The training setups :func:`fit` accepts.
+#: The training setups :func:`fit` accepts for one convex or concave input.
 METHODS = ("enforced", "free_scales", "no_pretrain", "kaiming", "raai")
+#: Every method :func:`fit` accepts ("dc" and "compositional": see
+#: :mod:`relucomp._beyond`).
+ALL_METHODS = METHODS + ("dc", "compositional")
 _TWO_STAGE = ("enforced", "free_scales")
 _COMPOSITIONAL = ("enforced", "free_scales", "no_pretrain")
 _CURVATURES = ("auto", "convex", "concave")
@@ -401,8 +404,8 @@ def _warn_curvature(x, y, method):
         f"y is neither convex nor concave in x; method={method!r} fits a convex "
         "or concave function (the sign of the waves is taken from a fitted "
         "parabola). Non-convex targets need method 'dc' (a difference of two "
-        "compositional networks), which is not available in this version; or "
-        "pass curvature='convex' or 'concave' to silence this warning.",
+        "compositional networks); or pass curvature='convex' or 'concave' to "
+        "silence this warning.",
         UserWarning, stacklevel=3)
 
 
@@ -410,7 +413,8 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
         depth: int = 5, pretrain_steps: int = 1000, finetune_steps: int = 1000,
         learning_rate: Union[None, float, Sequence[float]] = None,
         optimizer: Any = None, curvature: str = "auto",
-        track_pieces_every: Optional[int] = None) -> FitResult:
+        track_pieces_every: Optional[int] = None,
+        width: Optional[int] = None) -> FitResult:
   """Fits a scalar function of one input with a 4-wide ReLU MLP.
 
   ``x`` is mapped affinely onto ``t`` in ``[0, 1]`` (precisely onto
@@ -436,6 +440,22 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   * ``"raai"``: the RAAI initialisation (see ``relucomp._init.raai_layer``:
     anti-correlated normal weights of variance ``0.6007**2 / fan_in``, one
     entry per neuron replaced by a ``Beta(2, 1)`` draw), trained directly.
+
+  Beyond one convex variable (see :mod:`relucomp._beyond` for details):
+
+  * ``"dc"``: ``x`` of shape ``(n,)``, any smooth target: a difference of
+    two compositional networks, trained in the same two stages; ``params``
+    is one 8-wide plain MLP (the two networks side by side).
+  * ``"compositional"``: ``x`` of shape ``(n, k)``, ``k >= 2``: two
+    :class:`relucomp.CompositionalDense` layers with ``width`` units
+    (default 4), reparameterised then free; ``params`` is the plain MLP.
+  * ``"kaiming"`` with ``x`` of shape ``(n, k)``: a dense ReLU MLP of
+    ``depth`` hidden layers whose default width gives at least as many
+    trainable parameters as ``"compositional"``; with 1-D ``x`` and a
+    ``width``, a Kaiming MLP of that width.
+
+  ``n_params`` is the number of trainable weights and biases (for
+  ``"compositional"`` the free stage's, which keeps the block structure).
 
   One-stage methods train for ``pretrain_steps + finetune_steps`` steps.
   ``"enforced"``, ``"free_scales"`` and ``"no_pretrain"`` start from
@@ -487,7 +507,9 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     curvature: ``"auto"`` (detected from the data), ``"convex"`` or
       ``"concave"``. ``"auto"`` warns if the data are neither.
     track_pieces_every: ``None`` or ``k >= 1``: keep the MLP every ``k``
-      steps in ``result.snapshots``.
+      steps in ``result.snapshots`` (methods of one compositional network).
+    width: units per layer for ``"compositional"``; hidden width for
+      ``"kaiming"`` (default 4 for one input, matched parameters for several).
 
   Returns:
     A :class:`FitResult`.
@@ -510,8 +532,8 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     >>> bool(res.mse < 0.1 * res.history[0]), bool(res.diverged), res.n_params
     (True, False, 53)
   """
-  if method not in METHODS:
-    raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+  if method not in ALL_METHODS:
+    raise ValueError(f"method must be one of {ALL_METHODS}; got {method!r}.")
   if curvature not in _CURVATURES:
     raise ValueError(f"curvature must be one of {_CURVATURES}; got {curvature!r}.")
   depth = _check_int(depth, "depth", 1)
@@ -521,6 +543,16 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     raise ValueError("pretrain_steps + finetune_steps must be at least 1; got 0.")
   if track_pieces_every is not None:
     track_pieces_every = _check_int(track_pieces_every, "track_pieces_every", 1)
+  if method in ("dc", "compositional") or (
+      method == "kaiming" and (jnp.ndim(x) == 2 or width is not None)):
+    from relucomp import _beyond  # pylint: disable=import-outside-toplevel
+    return _beyond.fit_beyond(x, y, key=key, method=method, depth=depth, n1=n1, n2=n2,
+                              learning_rate=learning_rate, optimizer=optimizer,
+                              width=width, curvature=curvature,
+                              track_pieces_every=track_pieces_every)
+  if width is not None:
+    raise ValueError(f"width applies to methods 'compositional' and 'kaiming'; got "
+                     f"method={method!r}.")
   x = jnp.asarray(x)
   y = jnp.asarray(y)
   if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
@@ -654,9 +686,12 @@ def load(path) -> FitResult:
     raise ValueError(f"{path} is missing a field: {e!r}.") from None
   settings["track_pieces_every"] = settings["track_pieces_every"] or None
   params = _layers(state.get("params"), "params")
-  if len(params) != settings["depth"] + 1:
+  # "compositional" writes its two layers out as 2 depth + 3 plain layers.
+  n_layers = 2 * settings["depth"] + 3 if settings["method"] == "compositional" else (
+      settings["depth"] + 1)
+  if len(params) != n_layers:
     raise ValueError(f"{path}: params has {len(params)} layers but depth is "
-                     f"{settings['depth']} (expected {settings['depth'] + 1}).")
+                     f"{settings['depth']} (expected {n_layers}).")
   pretrained = state.get("pretrained")
   if pretrained is not None:
     pretrained = {k: jnp.asarray(a) for k, a in pretrained.items()}

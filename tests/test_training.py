@@ -326,7 +326,6 @@ def test_load_rejects_corrupt_and_mismatched_files(results32, tmp_path):
     ({"pretrain_steps": -1}, "pretrain_steps"),
     ({"finetune_steps": -3}, "finetune_steps"),
     ({"pretrain_steps": 0, "finetune_steps": 0}, "at least 1"),
-    ({"method": "dc"}, "method"),
     ({"method": "sgd"}, "method"),
     ({"curvature": "wavy"}, "curvature"),
     ({"learning_rate": -1.0}, "learning_rate"),

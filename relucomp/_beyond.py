@@ -1,0 +1,404 @@
+"""``fit`` beyond one convex variable: differences (1-D) and several inputs.
+
+:func:`relucomp.fit` hands these cases to :func:`fit_beyond`:
+
+* ``method="dc"`` (``x`` of shape ``(n,)``): the target as a difference of
+  two compositional networks ``F_a - F_b`` (:func:`difference_mlp`).
+  Stage 1 trains both networks' peaks (``a = 0.01 + 0.98 sigmoid(theta)``,
+  as for ``"enforced"``), their signed amplitudes (every other scale
+  follows the law), the line of ``F_a`` and an output bias, through the
+  closed form; the amplitudes, line and bias start at the least-squares fit
+  for the starting peaks. Stage 2 trains all weights of the 8-wide MLP
+  built from it. ``params`` is that one plain MLP (``1 -> 8 -> ... -> 8 ->
+  1``).
+* ``method="compositional"`` (``x`` of shape ``(n, k)``, ``k >= 2``): a
+  :class:`CompositionalNet` of two :class:`CompositionalDense` layers, both
+  with ``width`` units; stage 1 reparameterised, stage 2 free weights.
+  ``params`` is the single plain MLP it computes.
+* ``method="kaiming"`` with ``x`` of shape ``(n, k)``, or with an explicit
+  ``width``: a dense ReLU MLP of ``depth`` hidden layers, PyTorch's default
+  initialisation, trained directly for ``pretrain_steps + finetune_steps``
+  steps. For ``(n, k)`` inputs its default width is the smallest that gives
+  at least as many trainable parameters as ``"compositional"`` with the
+  same ``depth`` and ``width``.
+
+Normalisation: 1-D inputs are mapped onto ``[INSET, 1 - INSET]`` and ``y``
+by its range onto ``[0, 1]`` exactly as for the 1-D methods; several inputs
+are standardised per column (the layer's projections assume unit-variance
+inputs) and ``y`` by its range. The maps are folded into the first and last
+layers, so ``mlp_apply(result.params, x)`` predicts raw ``y``. Optimisers
+follow :func:`fit` (default Adam with cosine decays, learning rates
+``(1e-2, 3e-4)`` for the two stages, one-stage methods use the second).
+
+Every step of both stages runs in one ``lax.scan`` inside one ``jax.jit``;
+the functions are pure in their array arguments, so ``jax.vmap`` over keys
+or targets trains many models at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from relucomp import _init
+from relucomp import _layer
+from relucomp import _mlp
+from relucomp import _training
+from relucomp import _validation as v
+from relucomp._series import compositional, enforced_scales
+
+__all__ = ["fit_beyond", "CompositionalNet", "METHODS", "DEFAULT_WIDTH"]
+
+#: Methods handled here (``"kaiming"`` only for several inputs or a given width).
+METHODS = ("dc", "compositional", "kaiming")
+#: Units per layer of ``"compositional"``.
+DEFAULT_WIDTH = 4
+
+Params = list
+
+
+# -- helpers -----------------------------------------------------------------
+
+def _run(loss_fn: Callable[[Any], jax.Array], params: Any,
+         tx: optax.GradientTransformation, steps: int) -> tuple[Any, jax.Array]:
+  """``steps`` optimiser steps in one ``lax.scan``; returns params, losses."""
+  state = tx.init(params)
+
+  def step(carry, _):
+    p, s = carry
+    loss, grads = jax.value_and_grad(loss_fn)(p)
+    updates, s = tx.update(grads, s, p)
+    return (optax.apply_updates(p, updates), s), loss
+
+  (params, _), losses = jax.lax.scan(step, (params, state), None, length=steps)
+  return params, losses
+
+
+def fold_affine(params: Params, *, in_shift: jax.Array, in_scale: jax.Array,
+                out_shift: jax.Array, out_scale: jax.Array) -> Params:
+  """The MLP on raw ``x`` equal to ``out_shift + out_scale * mlp((x - in_shift) / in_scale)``.
+
+  ``in_shift``/``in_scale`` are scalars or have shape ``(n_in,)``.
+  """
+  out = [dict(p) for p in params]
+  n_in = out[0]["kernel"].shape[0]
+  in_shift = jnp.broadcast_to(in_shift, (n_in,))
+  in_scale = jnp.broadcast_to(in_scale, (n_in,))
+  kernel = out[0]["kernel"] / in_scale[:, None]
+  out[0] = {"kernel": kernel, "bias": out[0]["bias"] - in_shift @ kernel}
+  out[-1] = {"kernel": out[-1]["kernel"] * out_scale,
+             "bias": out[-1]["bias"] * out_scale + out_shift}
+  return out
+
+
+def _mse(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+  return jnp.mean((_mlp.mlp_apply(params, x)[..., 0] - y) ** 2)
+
+
+def kaiming_dense(key: jax.Array, sizes: tuple[int, ...], dtype: Any) -> Params:
+  """PyTorch's default ``nn.Linear`` initialisation of an MLP with ``sizes``.
+
+  Every weight and bias of a layer with ``fan_in`` inputs is drawn from
+  ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (as :func:`relucomp._init.kaiming_mlp`,
+  for any number of inputs).
+  """
+  layers = []
+  for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1),
+                              zip(sizes[:-1], sizes[1:])):
+    block = jax.random.uniform(k, (n_in + 1, n_out), dtype, -1.0, 1.0)
+    block = block / jnp.sqrt(jnp.asarray(n_in, dtype))
+    layers.append({"kernel": block[:n_in], "bias": block[n_in]})
+  return layers
+
+
+def dense_param_count(n_in: int, width: int, depth: int) -> int:
+  """Weights and biases of an ``n_in -> width x depth -> 1`` MLP."""
+  return n_in * width + width + (depth - 1) * (width * width + width) + width + 1
+
+
+def dense_width_for(n_in: int, depth: int, n_params: int) -> int:
+  """Smallest width whose ``depth``-layer dense MLP has ``>= n_params``."""
+  w = 1
+  while dense_param_count(n_in, w, depth) < n_params:
+    w += 1
+  return w
+
+
+def _optimizers(learning_rate, optimizer, n1: int, n2: int):
+  lr = learning_rate
+  if optimizer is None:
+    return (_training._default_optimizer(lr[0], n1, warmup=False),
+            _training._default_optimizer(lr[1], n2, warmup=True))
+  if isinstance(optimizer, optax.GradientTransformation):
+    return optimizer, optimizer
+  return tuple(optimizer)
+
+
+# -- 1-D: difference of two compositional networks ------------------------------
+
+def _dc_model(p: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  peaks = _training._peaks(p["theta"])                        # (2, d + 1)
+  scales = jax.vmap(enforced_scales)(peaks, p["amplitude"])    # (2, d)
+  return {"peaks": peaks, "scales": scales, "slope": p["slope"], "bias": p["bias"]}
+
+
+def _dc_closed(t: jax.Array, m: dict[str, jax.Array]) -> jax.Array:
+  zero = jnp.zeros_like(m["slope"])
+  return (m["bias"] + compositional(t, m["peaks"][0], m["scales"][0], slope=m["slope"])
+          - compositional(t, m["peaks"][1], m["scales"][1], slope=zero))
+
+
+def _dc_mlp(m: dict[str, jax.Array]) -> Params:
+  zero = jnp.zeros_like(m["slope"])
+  layers = _layer.difference_mlp(m["peaks"][0], m["scales"][0], m["peaks"][1],
+                                 m["scales"][1], slope_a=m["slope"], slope_b=zero)
+  layers[-1] = {"kernel": layers[-1]["kernel"], "bias": layers[-1]["bias"] + m["bias"]}
+  return layers
+
+
+def _dc_initial(key: jax.Array, t: jax.Array, z: jax.Array, depth: int) -> dict:
+  """Shared-law starting peaks from ``key``; amplitudes, line, bias by least squares.
+
+  With the peaks fixed the output is linear in ``(bias, slope, s_a1, s_b1)``
+  (the law makes every scale proportional to the amplitude).
+  """
+  ka, kb = jax.random.split(key)
+  peaks = jnp.stack([_init.initial_peaks(ka, depth, dtype=t.dtype),
+                     _init.initial_peaks(kb, depth, dtype=t.dtype)])
+  one = jnp.ones((2,), t.dtype)
+  unit = jax.vmap(enforced_scales)(peaks, one)
+  zero = jnp.zeros((), t.dtype)
+  wa = compositional(t, peaks[0], unit[0], slope=zero)        # -sum unit_i W_i
+  wb = compositional(t, peaks[1], unit[1], slope=zero)
+  basis = jnp.stack([jnp.ones_like(t), t, wa, -wb], axis=1)
+  coef = jnp.linalg.lstsq(basis, z)[0]   # minimum norm: fine for few points
+  return {"theta": _training._peaks_inverse(peaks), "amplitude": coef[2:],
+          "slope": coef[1], "bias": coef[0]}
+
+
+@functools.partial(jax.jit, static_argnames=("depth", "n1", "n2", "optimizer"))
+def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer):
+  norm = _normalise_1d(x, y)
+  t = x * norm["tscale"] + norm["tshift"]
+  z = (y - norm["ylo"]) / norm["yscale"]
+  opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
+  p = _dc_initial(key, t, z, depth)
+  p, hist1 = _run(lambda q: jnp.mean((_dc_closed(t, _dc_model(q)) - z) ** 2), p, opt1, n1)
+  pretrained = _dc_model(p)
+  mlp, hist2 = _run(lambda q: _mse(q, t[:, None], z), _dc_mlp(pretrained), opt2, n2)
+  params = _training._fold(mlp, norm)
+  return _finish(params, x[:, None], y, jnp.concatenate([hist1, hist2]), norm["yscale"],
+                 pretrained=pretrained, interval=jnp.stack([norm["lo"], norm["hi"]]),
+                 y_range=jnp.stack([norm["ylo"], norm["yhi"]]), lr=lr)
+
+
+def _normalise_1d(x, y):
+  dtype = x.dtype
+  lo, hi = jnp.min(x), jnp.max(x)
+  ylo, yhi = jnp.min(y), jnp.max(y)
+  tscale = (1 - 2 * _training.INSET) / (hi - lo)
+  return {"lo": lo, "hi": hi, "tscale": tscale, "tshift": _training.INSET - lo * tscale,
+          "ylo": ylo, "yhi": yhi,
+          "yscale": jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), dtype))}
+
+
+def _finish(params, x, y, history, yscale, *, pretrained, interval, y_range, lr):
+  history = history * yscale ** 2
+  mse = _mse(params, x, y)
+  diverged = ~(jnp.isfinite(mse) & jnp.all(jnp.isfinite(history)))
+  return dict(params=params, mse=mse, history=history, diverged=diverged,
+              pretrained=pretrained, snapshots=None, interval=interval,
+              y_range=y_range, sign=jnp.ones((), x.dtype),
+              learning_rate=jnp.asarray(lr, x.dtype))
+
+
+# -- dense baselines -------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("width", "depth", "steps", "optimizer"))
+def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer):
+  """A Kaiming-initialised dense MLP on ``x (n, k)``, trained directly."""
+  one_d = x.shape[1] == 1
+  if one_d:
+    norm = _normalise_1d(x[:, 0], y)
+    shift, scale = norm["lo"] - _training.INSET / norm["tscale"], 1 / norm["tscale"]
+    interval = jnp.stack([norm["lo"], norm["hi"]])
+  else:
+    shift, scale = jnp.mean(x, axis=0), jnp.std(x, axis=0)
+    interval = jnp.stack([jnp.min(x, axis=0), jnp.max(x, axis=0)], axis=1)
+  ylo, yhi = jnp.min(y), jnp.max(y)
+  yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))
+  xn, z = (x - shift) / scale, (y - ylo) / yscale
+  _, opt = _optimizers(lr, optimizer, 0, steps)
+  if one_d:
+    mlp = _init.kaiming_mlp(key, depth, width=width, dtype=x.dtype)
+  else:
+    mlp = kaiming_dense(key, (x.shape[1],) + (width,) * depth + (1,), x.dtype)
+  mlp, hist = _run(lambda q: _mse(q, xn, z), mlp, opt, steps)
+  params = fold_affine(mlp, in_shift=shift, in_scale=scale, out_shift=ylo, out_scale=yscale)
+  return _finish(params, x, y, hist, yscale, pretrained=None, interval=interval,
+                 y_range=jnp.stack([ylo, yhi]), lr=lr)
+
+
+# -- several inputs: a network of CompositionalDense layers --------------------
+
+class CompositionalNet(nnx.Module):
+  """``CompositionalDense(k, width) -> CompositionalDense(width, 1)``.
+
+  Both layers have ``width`` units of ``depth`` layers. No activation sits
+  between them (every unit is already a non-linear function of its
+  projection), so in the plain MLP the two linear maps between them merge
+  into one layer.
+  """
+
+  def __init__(self, in_features: int, *, width: int, depth: int, rngs: nnx.Rngs,
+               param_dtype: Any = jnp.float32):
+    self.first = _layer.CompositionalDense(in_features, width, depth=depth, units=width,
+                                           rngs=rngs, param_dtype=param_dtype)
+    self.second = _layer.CompositionalDense(width, 1, depth=depth, units=width,
+                                            rngs=rngs, param_dtype=param_dtype)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.second(self.first(x))
+
+  def set_stage(self, stage: str) -> None:
+    self.first.set_stage(stage)
+    self.second.set_stage(stage)
+
+  def to_mlp(self) -> Params:
+    """The plain MLP (``2 depth + 3`` layers) this network computes."""
+    return _layer.compose_mlps(_layer.layer_to_mlp(self.first),
+                               _layer.layer_to_mlp(self.second))
+
+
+def _n_trainable(module: nnx.Module) -> int:
+  return int(sum(a.size for a in jax.tree.leaves(nnx.state(module, nnx.Param))))
+
+
+def compositional_param_count(in_features: int, *, width: int, depth: int) -> int:
+  """Trainable parameters of :class:`CompositionalNet` in stage 2 (the larger)."""
+  def build():
+    net = CompositionalNet(in_features, width=width, depth=depth, rngs=nnx.Rngs(0))
+    net.set_stage("free")
+    return net
+  return _n_trainable(nnx.eval_shape(build))
+
+
+@functools.partial(jax.jit, static_argnames=("width", "depth", "n1", "n2", "optimizer"))
+def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer):
+  shift, scale = jnp.mean(x, axis=0), jnp.std(x, axis=0)
+  ylo, yhi = jnp.min(y), jnp.max(y)
+  yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))
+  xn, z = (x - shift) / scale, (y - ylo) / yscale
+  opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
+  net = CompositionalNet(x.shape[1], width=width, depth=depth, rngs=nnx.Rngs(key),
+                         param_dtype=x.dtype)
+
+  def train(net, steps, tx):
+    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+    loss = lambda p: jnp.mean((nnx.merge(graphdef, p, rest)(xn)[:, 0] - z) ** 2)
+    params, hist = _run(loss, params, tx, steps)
+    return nnx.merge(graphdef, params, rest), hist
+
+  net, hist1 = train(net, n1, opt1)
+  net.set_stage("free")
+  net, hist2 = train(net, n2, opt2)
+  params = fold_affine(net.to_mlp(), in_shift=shift, in_scale=scale,
+                       out_shift=ylo, out_scale=yscale)
+  return _finish(params, x, y, jnp.concatenate([hist1, hist2]), yscale, pretrained=None,
+                 interval=jnp.stack([jnp.min(x, axis=0), jnp.max(x, axis=0)], axis=1),
+                 y_range=jnp.stack([ylo, yhi]), lr=lr)
+
+
+# -- entry point -----------------------------------------------------------------
+
+def _check_lr_optimizer(learning_rate, optimizer):
+  lr = jnp.asarray(learning_rate)
+  if lr.ndim == 0:
+    lr = jnp.stack([lr, lr])
+  if lr.shape != (2,):
+    raise ValueError(
+        f"learning_rate must be a number or a pair (stage 1, stage 2); got shape {lr.shape}.")
+  v.require(lambda a: jnp.isfinite(a) & (a > 0), lr,
+            f"learning_rate must be positive and finite; got {learning_rate!r}.")
+  if optimizer is not None:
+    pair = (optimizer,) if isinstance(optimizer, optax.GradientTransformation) else optimizer
+    if not (isinstance(pair, (tuple, list)) and len(pair) in (1, 2) and all(
+        isinstance(o, optax.GradientTransformation) for o in pair)):
+      raise ValueError("optimizer must be None, an optax GradientTransformation or "
+                       f"a pair of them; got {type(optimizer).__name__}.")
+    optimizer = tuple(pair) if len(pair) == 2 else pair[0]
+  return lr, optimizer
+
+
+def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, width,
+               curvature, track_pieces_every):
+  """The ``"dc"``, ``"compositional"`` and multi-input/wide ``"kaiming"`` fits.
+
+  Called by :func:`relucomp.fit` after it has checked ``method``, ``depth``
+  and the step counts; checks the rest and returns a ``FitResult``.
+  """
+  if track_pieces_every is not None:
+    raise ValueError(f"track_pieces_every is not supported with method={method!r} "
+                     "(only the 1-D methods of a single compositional network).")
+  if width is not None:
+    width = _training._check_int(width, "width", 1)
+  x = jnp.asarray(x)
+  y = jnp.asarray(y)
+  if y.ndim != 1:
+    raise ValueError(f"y must be a 1-D array of targets, shape (n,); got shape {y.shape}.")
+  if method == "dc" and x.ndim != 1:
+    raise ValueError(f"method='dc' fits one input: x must have shape (n,); got {x.shape}.")
+  if method == "compositional" and (x.ndim != 2 or x.shape[1] < 2):
+    raise ValueError(
+        "method='compositional' needs several inputs: x must have shape (n, k) with "
+        f"k >= 2 features; got shape {x.shape} (for one input use method='enforced' "
+        "or 'dc').")
+  if x.ndim not in (1, 2):
+    raise ValueError(f"x must have shape (n,) or (n, k); got shape {x.shape}.")
+  if x.shape[0] != y.shape[0]:
+    raise ValueError(f"x and y must have the same number of points; got {x.shape[0]} "
+                     f"rows of x and {y.shape[0]} targets.")
+  if x.shape[0] < 3:
+    raise ValueError(f"x and y need at least 3 points; got {x.shape[0]}.")
+  v.check_finite(x, "x")
+  v.check_finite(y, "y")
+  v.require(lambda a: jnp.all(jnp.max(a, axis=0) > jnp.min(a, axis=0)), x,
+            "x must contain at least two distinct values in every feature (some "
+            "column of x is constant).")
+  lr, optimizer = _check_lr_optimizer(learning_rate, optimizer)
+  dtype = v.float_dtype(x, y)
+  x, y, lr = x.astype(dtype), y.astype(dtype), lr.astype(dtype)
+
+  if method == "dc":
+    out = _train_dc(x, y, key, lr, depth=depth, n1=n1, n2=n2, optimizer=optimizer)
+    n_params = _mlp.count_params(out["params"])
+  elif method == "compositional":
+    width = width or DEFAULT_WIDTH
+    out = _train_compositional(x, y, key, lr, width=width, depth=depth, n1=n1, n2=n2,
+                               optimizer=optimizer)
+    n_params = compositional_param_count(x.shape[1], width=width, depth=depth)
+  else:  # kaiming, several inputs or an explicit width
+    xk = x[:, None] if x.ndim == 1 else x
+    if width is None:
+      width = dense_width_for(xk.shape[1], depth, compositional_param_count(
+          xk.shape[1], width=DEFAULT_WIDTH, depth=depth))
+    out = _train_dense(xk, y, key, lr, width=width, depth=depth, steps=n1 + n2,
+                       optimizer=optimizer)
+    n_params = _mlp.count_params(out["params"])
+  result = _training.FitResult(
+      **out, method=method, depth=depth, pretrain_steps=n1, finetune_steps=n2,
+      track_pieces_every=None, curvature=curvature,
+      optimizer="adam" if optimizer is None else "custom", n_params=n_params)
+  d = v.concrete(result.diverged)
+  if d is not None and d.ndim == 0 and bool(d):
+    warnings.warn(f"training diverged (loss became NaN or inf) with method={method!r}; "
+                  "result.diverged is set and result.mse is not a valid fit.",
+                  RuntimeWarning, stacklevel=3)
+  return result
