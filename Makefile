@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
