@@ -75,9 +75,13 @@ class FitResult(struct.PyTreeNode):
       added) as used by the compositional methods.
     learning_rate: ``(stage 1, stage 2)`` learning rates of the default
       optimiser (not used when a custom optimiser is given).
-    method, depth, pretrain_steps, finetune_steps, track_pieces_every,
-    curvature, optimizer: the settings of the run (``optimizer`` is
-      ``"adam"`` for the default and ``"custom"`` otherwise).
+    method: the training setup (one of ``METHODS``).
+    depth: the number of hidden layers.
+    pretrain_steps: steps of stage 1.
+    finetune_steps: steps of stage 2.
+    track_pieces_every: the snapshot interval, or ``None``.
+    curvature: the ``curvature`` argument of the run.
+    optimizer: ``"adam"`` for the default optimiser, ``"custom"`` otherwise.
     n_params: number of weights and biases of ``params``.
 
   Example:
@@ -573,7 +577,7 @@ def save(result: FitResult, path) -> None:
 
   Args:
     result: the result of :func:`fit` (or of a vmapped fit).
-    path: a file name or path-like object to write.
+    path (str | os.PathLike): the file to write.
 
   Raises:
     ValueError: if ``result`` is not a :class:`FitResult`.
@@ -623,7 +627,7 @@ def load(path) -> FitResult:
   """Reads a :class:`FitResult` written by :func:`save`.
 
   Args:
-    path: a file written by :func:`save`.
+    path (str | os.PathLike): a file written by :func:`save`.
 
   Returns:
     The :class:`FitResult`, its arrays equal bit for bit to the saved ones.
