@@ -27,6 +27,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -293,6 +294,186 @@ def law_derivatives():
   axes[1].legend(loc="lower left", fontsize=7.5)
   for ax in axes:
     ax.set_xlim(0, 1)
+  fig.tight_layout()
+  return fig
+
+
+# --- Exact pieces: versus depth, during training, a 2-D partition -----------
+
+PIECES_MAX_DEPTH = 10
+PIECES_SAMPLES = 50
+PIECES_SEED = 0
+
+
+def default_init_numpy(rng: np.random.Generator, widths: list[int]) -> list[dict]:
+  """PyTorch's default ``nn.Linear`` initialisation (as ``fit``'s ``"kaiming"``
+  method draws it): weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
+  drawn with NumPy (many small networks, nothing to compile)."""
+  params = []
+  for n_in, n_out in zip(widths[:-1], widths[1:]):
+    bound = 1.0 / np.sqrt(n_in)
+    params.append({"kernel": rng.uniform(-bound, bound, (n_in, n_out)),
+                   "bias": rng.uniform(-bound, bound, n_out)})
+  return params
+
+
+@figure("pieces_vs_depth")
+def pieces_vs_depth():
+  """Exact pieces on [0, 1] against depth: compositional versus default init."""
+  depths = list(range(1, PIECES_MAX_DEPTH + 1))
+  key = jax.random.key(PIECES_SEED)
+  rng = np.random.default_rng(PIECES_SEED)
+  compositional, stats = [], []
+  for d in depths:
+    key, k_peaks = jax.random.split(key)
+    peaks = jax.random.uniform(k_peaks, (d + 1,), minval=0.2, maxval=0.8)
+    params = relucomp.compositional_mlp(peaks, relucomp.enforced_scales(peaks, 0.2))
+    compositional.append(relucomp.linear_pieces_1d(params, 0.0, 1.0).count)
+    counts = [relucomp.linear_pieces_1d(default_init_numpy(rng, [1] + [4] * d + [1]),
+                                        0.0, 1.0).count
+              for _ in range(PIECES_SAMPLES)]
+    stats.append((min(counts), float(np.median(counts)), float(np.mean(counts)), max(counts)))
+  low, median, mean, high = (list(column) for column in zip(*stats))
+
+  fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 4.6))
+  ax.semilogy(depths, [2.0 ** d for d in depths], color="0.6", lw=4, alpha=0.5,
+              label="$2^d$")
+  ax.semilogy(depths, compositional, "o-", color="tab:blue",
+              label="compositional, random peaks in [0.2, 0.8]")
+  ax.fill_between(depths, low, high, color="tab:red", alpha=0.15,
+                  label=f"default init: min to max of {PIECES_SAMPLES} networks")
+  ax.semilogy(depths, mean, "s-", color="tab:red", label="default init: mean")
+  ax.semilogy(depths, median, "^:", color="tab:red", label="default init: median")
+  ax.set_xlabel("depth $d$ (hidden layers of width 4)")
+  ax.set_ylabel("exact linear pieces on [0, 1]")
+  ax.set_xticks(depths)
+  ax.set_title("Linear pieces versus depth (linear_pieces_1d)")
+  ax.legend(loc="upper left")
+  fig.tight_layout()
+  return fig
+
+
+TRAIN_DEPTH = 5
+TRAIN_MODELS = 3
+TRAIN_STEPS = (300, 300)          # stage 1, stage 2 (one-stage methods: the sum)
+TRAIN_EVERY = 20
+TRAIN_POINTS = 200
+METHOD_LABELS = {
+    "enforced": "enforced",
+    "free_scales": "not enforced",
+    "no_pretrain": "no pretraining",
+    "kaiming": "default init",
+    "raai": "RAAI",
+}
+METHOD_COLORS = {
+    "enforced": "tab:blue",
+    "free_scales": "tab:cyan",
+    "no_pretrain": "tab:green",
+    "kaiming": "tab:red",
+    "raai": "tab:orange",
+}
+_TRAINED: dict = {}
+
+
+def trained_x3():
+  """One small batch of fits of x^3 per method (computed once, shared)."""
+  if not _TRAINED:
+    x = jnp.linspace(0.0, 1.0, TRAIN_POINTS)
+    keys = jax.random.split(jax.random.key(0), TRAIN_MODELS)
+    for method in METHOD_LABELS:
+      result = relucomp.fit_batch(
+          x, x ** 3, keys=keys, method=method, depth=TRAIN_DEPTH,
+          pretrain_steps=TRAIN_STEPS[0], finetune_steps=TRAIN_STEPS[1],
+          track_pieces_every=TRAIN_EVERY)
+      _TRAINED[method] = (result, relucomp.pieces_history(result))
+    _TRAINED["x"] = x
+  return _TRAINED
+
+
+@figure("pieces_during_training")
+def pieces_during_training():
+  """Exact pieces of x^3 fits during training, per method (pieces_history)."""
+  trained = trained_x3()
+  fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 5.0))
+  for method, label in METHOD_LABELS.items():
+    _, history = trained[method]
+    counts = history.counts                      # (models, snapshots)
+    color = METHOD_COLORS[method]
+    for i in range(counts.shape[0]):
+      ax.plot(history.steps, counts[i], color=color, lw=1.3, alpha=0.8,
+              label=label if i == 0 else None)
+  top = max(int(trained[m][1].counts.max()) for m in METHOD_LABELS) + 6
+  ax.axvline(TRAIN_STEPS[0], color="k", ls=":", lw=1)
+  ax.text(TRAIN_STEPS[0] + 8, top - 4, "stage 2 starts", fontsize=10)
+  ax.axhline(2 ** TRAIN_DEPTH, color="0.6", lw=4, alpha=0.4)
+  ax.set_xlabel("training step")
+  ax.set_ylabel("exact linear pieces on [0, 1]")
+  ax.set_ylim(0, top)
+  ax.set_title(f"Pieces during training on $x^3$, depth {TRAIN_DEPTH} "
+               f"($2^{TRAIN_DEPTH}$ = {2 ** TRAIN_DEPTH}, grey), {TRAIN_MODELS} models per method")
+  ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, fontsize=10,
+            handlelength=1.5, columnspacing=1.2)
+  fig.tight_layout()
+  return fig
+
+
+@figure("fits_per_setup")
+def fits_per_setup():
+  """Best fit of x^3 and its error per training setup (small run)."""
+  trained = trained_x3()
+  x = trained["x"]
+  fig, (top, bottom) = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 7.2), sharex=True)
+  top.plot(x, x ** 3, color="k", lw=3, alpha=0.35, label="$x^3$")
+  for method, label in METHOD_LABELS.items():
+    result, _ = trained[method]
+    best = int(jnp.argmin(result.mse))
+    params = jax.tree.map(lambda a, best=best: a[best], result.params)
+    y = relucomp.mlp_apply(params, x[:, None])[:, 0]
+    color = METHOD_COLORS[method]
+    top.plot(x, y, color=color, lw=1.3,
+             label=f"{label}: best MSE {float(result.mse[best]):.1e}, "
+                   f"mean {float(result.mse.mean()):.1e}")
+    bottom.semilogy(x, jnp.abs(y - x ** 3) + 1e-12, color=color, lw=1.1)
+  top.set_ylabel("$y$")
+  top.set_title(f"Fits of $x^3$: best of {TRAIN_MODELS} models per setup, depth "
+                f"{TRAIN_DEPTH}, {sum(TRAIN_STEPS)} steps")
+  top.legend(loc="upper left", fontsize=9.5)
+  bottom.set_ylabel("$|$error$|$ (log scale)")
+  bottom.set_xlabel("$x$")
+  bottom.set_ylim(1e-7, 1)
+  bottom.set_xlim(0, 1)
+  fig.tight_layout()
+  return fig
+
+
+PARTITION_WIDTHS = (2, 16, 16, 16, 1)
+PARTITION_SEED = 3
+
+
+@figure("partition_2d")
+def partition_2d():
+  """Exact regions of a random 2-input MLP on [-1, 1]^2 (regions_2d)."""
+  params = kaiming_uniform_mlp(jax.random.key(PARTITION_SEED), list(PARTITION_WIDTHS))
+  partition = relucomp.regions_2d(params, (-1.0, -1.0), (1.0, 1.0))
+  fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4.3))
+  relucomp.plot_partition(partition, ax=left, linewidth=0.3)
+  left.set_title(f"{partition.count} regions, each its own colour")
+  grid = jnp.linspace(-1.0, 1.0, 301)
+  g0, g1 = jnp.meshgrid(grid, grid)
+  out = relucomp.mlp_apply(params, jnp.stack([g0.ravel(), g1.ravel()], axis=1))[:, 0]
+  image = right.imshow(out.reshape(g0.shape), origin="lower", extent=(-1, 1, -1, 1),
+                       cmap="viridis")
+  from matplotlib.collections import PolyCollection
+  right.add_collection(PolyCollection(partition.vertices, facecolors="none",
+                                      edgecolors="w", linewidths=0.2))
+  right.set_title("network output, region boundaries")
+  fig.colorbar(image, ax=right, fraction=0.046, pad=0.04, label="output")
+  for ax in (left, right):
+    ax.grid(False)
+    ax.set_xlabel("input $y_0$")
+    ax.set_ylabel("input $y_1$")
+  fig.suptitle("A random MLP 2-16-16-16-1 (PyTorch default init) on $[-1, 1]^2$",
+               fontsize=12)
   fig.tight_layout()
   return fig
 

@@ -59,6 +59,18 @@ def pieces_history(result: FitResult, *, merge: bool = True) -> PiecesHistory:
   Raises:
     ValueError: if the fit kept no snapshots (``track_pieces_every`` was
       ``None``).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import relucomp
+    >>> x = jnp.linspace(-1.0, 1.0, 60)
+    >>> res = relucomp.fit(x, jnp.exp(x), key=jax.random.key(1), depth=4,
+    ...                    pretrain_steps=30, finetune_steps=30, track_pieces_every=10)
+    >>> hist = relucomp.pieces_history(res)
+    >>> hist.stage2_start, hist.steps.shape, hist.counts.shape
+    (30, (7,), (7,))
+    >>> hist.counts[:4].tolist()              # exactly 2^4 through stage 1
+    [16, 16, 16, 16]
   """
   if result.snapshots is None or result.track_pieces_every is None:
     raise ValueError(
