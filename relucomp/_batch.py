@@ -51,7 +51,9 @@ def fit_batch(x: ArrayLike, y: ArrayLike, *, keys: jax.Array,
   rows of ``y`` when ``y`` is 2-D), compiled once per set of settings, with
   the batch axis laid out over a 1-D device mesh by a
   :class:`jax.sharding.NamedSharding`. Each device trains its share of the
-  models; the numbers do not depend on how many devices there are. A batch
+  models; the numbers do not depend on how many devices there are, up to
+  float rounding (a device's share is a batch of another size, which XLA
+  may sum in another order: a few units in the last place). A batch
   that does not divide evenly is padded (by repeating its last entry) and
   the padding dropped from the result.
 

@@ -337,6 +337,12 @@ def _check_lr_optimizer(learning_rate, optimizer):
   return lr, optimizer
 
 
+#: Default ``(stage 1, stage 2)`` learning rates of ``"dc"`` and
+#: ``"compositional"`` (absolute; the multi-input/wide ``"kaiming"`` uses
+#: ``relucomp._training.DEFAULT_RANDOM_INIT_LEARNING_RATE``).
+DEFAULT_LEARNING_RATE = (1e-2, 3e-4)
+
+
 def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, width,
                curvature, track_pieces_every):
   """The ``"dc"``, ``"compositional"`` and multi-input/wide ``"kaiming"`` fits.
@@ -372,6 +378,9 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
   v.require(lambda a: jnp.all(jnp.max(a, axis=0) > jnp.min(a, axis=0)), x,
             "x must contain at least two distinct values in every feature (some "
             "column of x is constant).")
+  if learning_rate is None:
+    learning_rate = (DEFAULT_LEARNING_RATE if method != "kaiming"
+                     else _training.DEFAULT_RANDOM_INIT_LEARNING_RATE)
   lr, optimizer = _check_lr_optimizer(learning_rate, optimizer)
   dtype = v.float_dtype(x, y)
   x, y, lr = x.astype(dtype), y.astype(dtype), lr.astype(dtype)

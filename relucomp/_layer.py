@@ -49,8 +49,18 @@ from relucomp import _validation as v
 
 __all__ = ["CompositionalDense", "difference_mlp", "layer_to_mlp", "STAGES"]
 
-#: The two training stages of :class:`CompositionalDense`, in order.
 STAGES = ("reparameterised", "free")
+"""The two training stages of :class:`CompositionalDense`, in order.
+
+Stage 1 (``"reparameterised"``) trains peaks and amplitudes with the law
+fixing every other scale; stage 2 (``"free"``) trains the weights of the
+4x4 blocks directly.
+
+Example:
+  >>> import relucomp
+  >>> relucomp.STAGES[0], relucomp.STAGES[-1]
+  ('reparameterised', 'free')
+"""
 
 
 def _block_diag(blocks: jax.Array) -> jax.Array:

@@ -29,7 +29,7 @@ def test_batched_targets_match_single_device(data, key):
   res = relucomp.fit_batch(x, ys, keys=keys, **SETTINGS)
   one = relucomp.fit_batch(x, ys, keys=keys, devices=jax.devices()[:1], **SETTINGS)
   assert res.mse.shape == (3,) and res.history.shape == (3, 30)
-  np.testing.assert_array_equal(res.mse, one.mse)
+  np.testing.assert_allclose(res.mse, one.mse, rtol=1e-5)
   pred = jax.vmap(lambda p: relucomp.mlp_apply(p, x[:, None])[:, 0])(res.params)
   np.testing.assert_allclose(jnp.mean((pred - ys) ** 2, axis=1), res.mse, rtol=1e-3)
 
@@ -72,8 +72,10 @@ def test_two_cpu_devices_give_the_same_numbers():
       kw = dict(depth=2, pretrain_steps=15, finetune_steps=15)
       two = relucomp.fit_batch(x, ys, keys=keys, **kw)
       one = relucomp.fit_batch(x, ys, keys=keys, devices=jax.devices()[:1], **kw)
-      np.testing.assert_array_equal(np.asarray(two.mse), np.asarray(one.mse))
-      np.testing.assert_array_equal(np.asarray(two.history), np.asarray(one.history))
+      # Same numbers up to float32 rounding: each device runs a batch of a
+      # different size, which XLA may reduce in a different order.
+      np.testing.assert_allclose(np.asarray(two.mse), np.asarray(one.mse), rtol=1e-5)
+      np.testing.assert_allclose(np.asarray(two.history), np.asarray(one.history), rtol=1e-5)
       program, sharded, _ = relucomp._batch._program(
           tuple(jax.devices()), True, tuple(sorted(kw.items())))
       keys_in = jax.device_put(jnp.concatenate([keys, keys[-1:]]), sharded)
