@@ -318,25 +318,6 @@ def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer):
 
 # -- entry point -----------------------------------------------------------------
 
-def _check_lr_optimizer(learning_rate, optimizer):
-  lr = jnp.asarray(learning_rate)
-  if lr.ndim == 0:
-    lr = jnp.stack([lr, lr])
-  if lr.shape != (2,):
-    raise ValueError(
-        f"learning_rate must be a number or a pair (stage 1, stage 2); got shape {lr.shape}.")
-  v.require(lambda a: jnp.isfinite(a) & (a > 0), lr,
-            f"learning_rate must be positive and finite; got {learning_rate!r}.")
-  if optimizer is not None:
-    pair = (optimizer,) if isinstance(optimizer, optax.GradientTransformation) else optimizer
-    if not (isinstance(pair, (tuple, list)) and len(pair) in (1, 2) and all(
-        isinstance(o, optax.GradientTransformation) for o in pair)):
-      raise ValueError("optimizer must be None, an optax GradientTransformation or "
-                       f"a pair of them; got {type(optimizer).__name__}.")
-    optimizer = tuple(pair) if len(pair) == 2 else pair[0]
-  return lr, optimizer
-
-
 #: Default ``(stage 1, stage 2)`` learning rates of ``"dc"`` and
 #: ``"compositional"`` (absolute; the multi-input/wide ``"kaiming"`` uses
 #: ``relucomp._training.DEFAULT_RANDOM_INIT_LEARNING_RATE``).
@@ -381,7 +362,7 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
   if learning_rate is None:
     learning_rate = (DEFAULT_LEARNING_RATE if method != "kaiming"
                      else _training.DEFAULT_RANDOM_INIT_LEARNING_RATE)
-  lr, optimizer = _check_lr_optimizer(learning_rate, optimizer)
+  lr, optimizer = _training.check_lr_optimizer(learning_rate, optimizer)
   dtype = v.float_dtype(x, y)
   x, y, lr = x.astype(dtype), y.astype(dtype), lr.astype(dtype)
 

@@ -398,6 +398,30 @@ def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
 # --------------------------------------------------------------------------
 # The public function.
 
+def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, Any]:
+  """Validates ``learning_rate`` (number or pair) and ``optimizer`` (None, one or two).
+
+  Returns the learning rates as a ``(2,)`` array and the optimiser as
+  ``None``, one ``GradientTransformation`` or a pair of them.
+  """
+  lr = jnp.asarray(learning_rate)
+  if lr.ndim == 0:
+    lr = jnp.stack([lr, lr])
+  if lr.shape != (2,):
+    raise ValueError(
+        f"learning_rate must be a number or a pair (stage 1, stage 2); got shape {lr.shape}.")
+  v.require(lambda a: jnp.isfinite(a) & (a > 0), lr,
+            f"learning_rate must be positive and finite; got {learning_rate!r}.")
+  if optimizer is not None:
+    pair = (optimizer,) if isinstance(optimizer, optax.GradientTransformation) else optimizer
+    if not (isinstance(pair, (tuple, list)) and len(pair) in (1, 2) and all(
+        isinstance(o, optax.GradientTransformation) for o in pair)):
+      raise ValueError("optimizer must be None, an optax GradientTransformation or "
+                       f"a pair of them; got {type(optimizer).__name__}.")
+    optimizer = tuple(pair) if len(pair) == 2 else pair[0]
+  return lr, optimizer
+
+
 def _check_int(value, name, minimum):
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
     raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
@@ -582,21 +606,7 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   if learning_rate is None:
     learning_rate = (DEFAULT_LEARNING_RATE if method in _COMPOSITIONAL
                      else DEFAULT_RANDOM_INIT_LEARNING_RATE)
-  lr = jnp.asarray(learning_rate)
-  if lr.ndim == 0:
-    lr = jnp.stack([lr, lr])
-  if lr.shape != (2,):
-    raise ValueError(
-        f"learning_rate must be a number or a pair (stage 1, stage 2); got shape {lr.shape}.")
-  v.require(lambda a: jnp.isfinite(a) & (a > 0), lr,
-            f"learning_rate must be positive and finite; got {learning_rate!r}.")
-  if optimizer is not None:
-    pair = (optimizer,) if isinstance(optimizer, optax.GradientTransformation) else optimizer
-    if not (isinstance(pair, (tuple, list)) and len(pair) in (1, 2) and all(
-        isinstance(o, optax.GradientTransformation) for o in pair)):
-      raise ValueError("optimizer must be None, an optax GradientTransformation or "
-                       f"a pair of them; got {type(optimizer).__name__}.")
-    optimizer = tuple(pair) if len(pair) == 2 else pair[0]
+  lr, optimizer = check_lr_optimizer(learning_rate, optimizer)
   dtype = v.float_dtype(x, y)
   x = x.astype(dtype)
   y = y.astype(dtype)
