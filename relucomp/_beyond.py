@@ -38,7 +38,6 @@ or targets trains many models at once.
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import Any, Callable, Optional
 
 import jax
@@ -382,13 +381,6 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
     out = _train_dense(xk, y, key, lr, width=width, depth=depth, steps=n1 + n2,
                        optimizer=optimizer)
     n_params = _mlp.count_params(out["params"])
-  result = _training.FitResult(
-      **out, method=method, depth=depth, pretrain_steps=n1, finetune_steps=n2,
-      track_pieces_every=None, curvature=curvature,
-      optimizer="adam" if optimizer is None else "custom", n_params=n_params)
-  d = v.concrete(result.diverged)
-  if d is not None and d.ndim == 0 and bool(d):
-    warnings.warn(f"training diverged (loss became NaN or inf) with method={method!r}; "
-                  "result.diverged is set and result.mse is not a valid fit.",
-                  RuntimeWarning, stacklevel=3)
-  return result
+  return _training.make_result(out, method=method, depth=depth, n1=n1, n2=n2,
+                               track_pieces_every=None, curvature=curvature,
+                               optimizer=optimizer, n_params=n_params, stacklevel=4)

@@ -398,6 +398,27 @@ def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
 # --------------------------------------------------------------------------
 # The public function.
 
+def make_result(out: dict, *, method: str, depth: int, n1: int, n2: int,
+                track_pieces_every: Optional[int], curvature: str, optimizer: Any,
+                n_params: int, stacklevel: int = 3) -> "FitResult":
+  """Wraps a training loop's arrays in a :class:`FitResult` with its settings.
+
+  Warns (eagerly, for an unbatched fit) when training diverged, at
+  ``stacklevel`` (chosen so the warning points at the caller of :func:`fit`).
+  """
+  result = FitResult(**out, method=method, depth=depth, pretrain_steps=n1,
+                     finetune_steps=n2, track_pieces_every=track_pieces_every,
+                     curvature=curvature,
+                     optimizer="adam" if optimizer is None else "custom",
+                     n_params=n_params)
+  d = v.concrete(result.diverged)
+  if d is not None and d.ndim == 0 and bool(d):
+    warnings.warn(f"training diverged (loss became NaN or inf) with method={method!r}; "
+                  "result.diverged is set and result.mse is not a valid fit.",
+                  RuntimeWarning, stacklevel=stacklevel)
+  return result
+
+
 def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, Any]:
   """Validates ``learning_rate`` (number or pair) and ``optimizer`` (None, one or two).
 
@@ -617,17 +638,9 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   out = _train(x, y, key, lr.astype(dtype), mode, method=method, depth=depth, n1=n1,
                    n2=n2, track=track_pieces_every, optimizer=optimizer)
   n_params = sum(a * b + b for a, b in _init.mlp_shapes(depth))
-  result = FitResult(**out, method=method, depth=depth, pretrain_steps=n1,
-                     finetune_steps=n2, track_pieces_every=track_pieces_every,
-                     curvature=curvature,
-                     optimizer="adam" if optimizer is None else "custom",
-                     n_params=n_params)
-  d = v.concrete(result.diverged)
-  if d is not None and d.ndim == 0 and bool(d):
-    warnings.warn(f"training diverged (loss became NaN or inf) with method={method!r}; "
-                  "result.diverged is set and result.mse is not a valid fit.",
-                  RuntimeWarning, stacklevel=2)
-  return result
+  return make_result(out, method=method, depth=depth, n1=n1, n2=n2,
+                     track_pieces_every=track_pieces_every, curvature=curvature,
+                     optimizer=optimizer, n_params=n_params)
 
 
 # --------------------------------------------------------------------------

@@ -58,3 +58,17 @@ def count_pieces_between(fn, knots: np.ndarray) -> int:
   tolerance = 1000 * np.maximum(noise[:-1], noise[1:])
   real_kinks = np.abs(np.diff(slopes)) > tolerance
   return int(1 + np.count_nonzero(real_kinks))
+
+
+def numpy_patterns(params, x: np.ndarray) -> np.ndarray:
+  """Activation patterns by a plain float64 NumPy forward pass.
+
+  ``x`` has shape ``(N, n_in)``; returns ``(N, total hidden neurons)``.
+  """
+  h = np.asarray(x, np.float64)
+  out = []
+  for layer in params[:-1]:
+    z = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
+    out.append(z > 0)
+    h = np.maximum(z, 0.0)
+  return np.concatenate(out, axis=-1)

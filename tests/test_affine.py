@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 
 import relucomp
+from _reference import numpy_patterns
 from conftest import enable_x64
 
 
@@ -20,16 +21,6 @@ def _random_net(seed, widths, dtype=np.float32):
   return [{"kernel": jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a), dtype),
            "bias": jnp.asarray(rng.normal(size=b) * 0.5, dtype)}
           for a, b in zip(widths[:-1], widths[1:])]
-
-
-def _np_patterns(params, x):
-  h = np.asarray(x, np.float64)
-  out = []
-  for layer in params[:-1]:
-    z = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
-    out.append(z > 0)
-    h = np.maximum(z, 0)
-  return np.concatenate(out, axis=-1)
 
 
 affine_jit = jax.jit(relucomp.affine_map)
@@ -70,9 +61,9 @@ def test_activation_pattern(dtype):
   pattern = relucomp.activation_pattern(params, xs)
   assert [p.shape for p in pattern] == [(50, 7), (50, 5)]
   assert all(p.dtype == jnp.bool_ for p in pattern)
-  np.testing.assert_array_equal(np.concatenate(pattern, axis=-1), _np_patterns(params, xs))
+  np.testing.assert_array_equal(np.concatenate(pattern, axis=-1), numpy_patterns(params, xs))
   jitted = jax.jit(relucomp.activation_pattern)(params, xs)
-  np.testing.assert_array_equal(np.concatenate(jitted, axis=-1), _np_patterns(params, xs))
+  np.testing.assert_array_equal(np.concatenate(jitted, axis=-1), numpy_patterns(params, xs))
 
 
 @settings(max_examples=10)
@@ -88,7 +79,7 @@ def test_region_polytope_is_the_activation_region(seed, hidden):
     assert np.all(g @ np.asarray(x) <= h + 1e-12)
     ys = np.asarray(x) + rng.normal(size=(4000, 2)) * rng.choice([0.01, 0.1, 1.0], size=(4000, 1))
     slack = ys @ g.T - h                      # <= 0 inside
-    same = np.all(_np_patterns(params, ys) == _np_patterns(params, np.asarray(x)), axis=1)
+    same = np.all(numpy_patterns(params, ys) == numpy_patterns(params, np.asarray(x)), axis=1)
     inside = np.all(slack < -1e-9, axis=1)
     outside = np.any(slack > 1e-9, axis=1)
     assert np.all(same[inside])

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 
 import relucomp
+from _reference import numpy_patterns
 from conftest import enable_x64
 
 
@@ -56,17 +57,6 @@ def _random_net(rng, widths, *, scale=1.0):
         "bias": rng.normal(size=n_out) * scale,
     })
   return layers
-
-
-def _patterns(params, x):
-  """Activation patterns by a plain NumPy forward pass, shape (N, neurons)."""
-  h = np.asarray(x, np.float64)[:, None]
-  pats = []
-  for layer in params[:-1]:
-    z = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
-    pats.append(z > 0)
-    h = np.maximum(z, 0.0)
-  return np.concatenate(pats, axis=1)
 
 
 def _forward(params, x):
@@ -120,7 +110,7 @@ def test_compositional_zero_touch_at_origin_does_not_count():
   # 2^d + 1 patterns on [0, 1], the exact count 2^d.
   params, _, _ = _compositional([0.3, 0.6, 0.45, 0.55, 0.4], 0.25)
   assert relucomp.linear_pieces_1d(params, 0.0, 1.0, merge=False).count == 16
-  assert len(np.unique(_patterns(params, np.linspace(0, 1, 4099)), axis=0)) == 17
+  assert len(np.unique(numpy_patterns(params, np.linspace(0, 1, 4099)[:, None]), axis=0)) == 17
   # Outside [0, 1] the network is a line on each side: one more piece each.
   assert relucomp.linear_pieces_1d(params, -0.5, 1.5).count == 18
 
@@ -176,7 +166,7 @@ def test_random_networks_against_dense_sampling(seed, hidden, n_out):
   # Independent check by sampling: on a grid, a bracket holding no exact
   # breakpoint shows no pattern change; one holding exactly one shows one.
   grid = np.linspace(lo, hi, 20001)
-  changed = np.any(_patterns(params, grid)[1:] != _patterns(params, grid)[:-1], axis=1)
+  changed = np.any(numpy_patterns(params, grid[:, None])[1:] != numpy_patterns(params, grid[:, None])[:-1], axis=1)
   per_bracket = np.histogram(regions.breakpoints, bins=grid)[0]
   assert not np.any(changed & (per_bracket == 0))
   assert np.all(changed[per_bracket == 1])
@@ -401,14 +391,14 @@ def test_regions_2d_random_networks_against_sampling(seed, hidden):
   # Every region, however small, has the pattern a forward pass finds at
   # its vertex average (strictly inside a convex polygon).
   centres = np.array([p.mean(axis=0) for p in parts.vertices])
-  np.testing.assert_array_equal(full, _patterns2(params, centres))
+  np.testing.assert_array_equal(full, numpy_patterns(params, centres))
   g = np.stack(np.meshgrid(np.linspace(lo[0] + 1e-3, hi[0] - 1e-3, 157),
                            np.linspace(lo[1] + 1e-3, hi[1] - 1e-3, 163)), axis=-1).reshape(-1, 2)
   g = g + rng.uniform(-1e-4, 1e-4, g.shape)             # off any hand-picked line
   owner = _locate(parts, g)
   found = owner >= 0
   assert found.mean() > 0.99
-  np.testing.assert_array_equal(full[owner[found]], _patterns2(params, g[found]))
+  np.testing.assert_array_equal(full[owner[found]], numpy_patterns(params, g[found]))
   values = _forward2(params, g[found])
   mapped = np.einsum("noi,ni->no", parts.A[owner[found]], g[found]) + parts.c[owner[found]]
   np.testing.assert_allclose(mapped, values, rtol=1e-9, atol=1e-9)
@@ -416,16 +406,6 @@ def test_regions_2d_random_networks_against_sampling(seed, hidden):
   seen = np.unique(owner[found])
   cell = np.prod((hi - lo) / 150)
   assert np.all(np.isin(np.flatnonzero(areas > 50 * cell), seen))
-
-
-def _patterns2(params, y):
-  h = np.asarray(y, np.float64)
-  pats = []
-  for layer in params[:-1]:
-    z = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
-    pats.append(z > 0)
-    h = np.maximum(z, 0.0)
-  return np.concatenate(pats, axis=1)
 
 
 def test_regions_2d_bad_input():
