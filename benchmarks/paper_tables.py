@@ -17,8 +17,9 @@ training points ``i/9``, 10 test points ``(i + 0.5)/10``, the minimum test
 MSE over the models.
 
 Choices not fixed by the paper (kept configurable): learning rates (the
-defaults of ``relucomp.fit``: Adam, stage 1 1e-2, stage 2 0.05 relative to
-the RMS residual stage 2 starts from, cosine decay per stage;
+defaults of ``relucomp.fit``: Adam, stage 1 1e-2, stage 2 0.1 relative to
+the RMS residual stage 2 starts from with first-moment decay 0.98 (see
+``benchmarks/stage2_sweep.py``), cosine decay per stage;
 ``--baseline-lr`` 1e-3 for the randomly initialised setups, the usual reading
 of the paper), the starting peaks (uniform in (0.3, 0.7)), and the
 sparse-data points above. The sparse runs repeat each of the 10 training
