@@ -29,7 +29,9 @@ inputs) and ``y`` by its range. The maps are folded into the first and last
 layers, so ``mlp_apply(result.params, x)`` predicts raw ``y``. Optimisers
 follow :func:`fit` (default Adam with cosine decays; learning rates
 ``DEFAULT_LEARNING_RATE[method]`` for the two stages: ``(1e-2, 1e-4)`` for
-``"dc"``, ``(1e-2, 3e-4)`` for ``"compositional"``).
+``"dc"``, ``(1e-2, 3e-4)`` for ``"compositional"``; stage 2 with first-moment
+decay ``STAGE2_B1 = 0.98`` like the 1-D methods, the dense baseline with
+plain Adam).
 
 Every step of both stages runs in one ``lax.scan`` inside one ``jax.jit``;
 the functions are pure in their array arguments, so ``jax.vmap`` over keys
@@ -131,11 +133,12 @@ def dense_width_for(n_in: int, depth: int, n_params: int) -> int:
   return w
 
 
-def _optimizers(learning_rate, optimizer, n1: int, n2: int):
+def _optimizers(learning_rate, optimizer, n1: int, n2: int, b1: float = _training.STAGE2_B1):
+  """Default optimisers of the two stages (stage 2 with first-moment decay ``b1``)."""
   lr = learning_rate
   if optimizer is None:
     return (_training._default_optimizer(lr[0], n1, warmup=False),
-            _training._default_optimizer(lr[1], n2, warmup=True))
+            _training._default_optimizer(lr[1], n2, warmup=True, b1=b1))
   if isinstance(optimizer, optax.GradientTransformation):
     return optimizer, optimizer
   return tuple(optimizer)
@@ -235,7 +238,7 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer):
   ylo, yhi = jnp.min(y), jnp.max(y)
   yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))
   xn, z = (x - shift) / scale, (y - ylo) / yscale
-  _, opt = _optimizers(lr, optimizer, 0, steps)
+  _, opt = _optimizers(lr, optimizer, 0, steps, b1=0.9)     # plain Adam for the baseline
   if one_d:
     mlp = _init.kaiming_mlp(key, depth, width=width, dtype=x.dtype)
   else:
