@@ -336,8 +336,8 @@ def main(argv=None):
   size = ("full" if full else "quick") + (
       f": 1-D depths {one_d[0]['depth']} to {one_d[-1]['depth']}, 2-D widths "
       f"{', '.join(str(w) for w in sorted({r['width'] for r in two_d}))} and depths "
-      f"{', '.join(str(d) for d in sorted({r['depth'] for r in two_d}))}, "
-      f"{samples} random networks per depth")
+      f"{', '.join(str(d) for d in sorted({r['depth'] for r in two_d}))}; "
+      f"{samples} random networks per depth for pieces against depth")
   _results.write(out, "regions", record, markdown, script=__file__, argv=argv, size=size)
   print(f"\nwrote {out / 'regions.json'}, {out / 'regions.md'}" + (
       "" if args.no_figure else " and figures pieces_vs_depth.png, partition_2d.png, "
