@@ -32,8 +32,8 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # The result tables the documentation includes (docs/results/*.md, each with
-# its JSON), rewritten by the benchmark scripts. Quick sizes by default (about
-# ten minutes on 2 cores); FULL=1 runs every script at its full size (the
+# its JSON), rewritten by the benchmark scripts. Quick sizes by default (10 to
+# 15 minutes on 2 cores); FULL=1 runs every script at its full size (the
 # paper's 30 models per setup and so on: an hour or more). `make docs` only
 # reads these files, it never runs a benchmark.
 RESULTS := docs/results

@@ -148,7 +148,8 @@ def main(argv=None) -> dict:
   depths = [2, 5, 10, 20, 30] if args.full else [2, 5, 10]
   args.out.mkdir(parents=True, exist_ok=True)
   report = {"devices": [str(d) for d in jax.devices()], "steps": args.steps,
-            "repeats": args.repeats, "rows": [], "enforced": [], "depth": []}
+            "repeats": args.repeats, "torch_budget_s": args.torch_budget,
+            "rows": [], "enforced": [], "depth": []}
 
   print(f"{'N':>5} {'compile s':>10} {'run s':>8} {'model-steps/s':>14} {'torch s':>9} "
         f"{'torch m-s/s':>12} {'ratio':>7} {'ratio incl. compile':>20}")
@@ -207,8 +208,14 @@ def markdown(report: dict) -> str:
   """The tables of ``speed.json`` (without the command header) as Markdown."""
   steps = report["steps"]
   torch_rows = [r["torch"] for r in report["rows"] if r["torch"]]
-  torch_note = (f"PyTorch on CPU with {torch_rows[0]['threads']} threads, one model after "
-                "another" if torch_rows else "PyTorch not installed: its columns are empty")
+  if torch_rows:
+    torch_note = (f"PyTorch on CPU with {torch_rows[0]['threads']} threads, one model after "
+                  "another")
+    if len(torch_rows) < len(report["rows"]):
+      torch_note += (f" (– where its estimated time exceeded {report['torch_budget_s']:.0f} s, "
+                     "`--torch-budget`)")
+  else:
+    torch_note = "PyTorch not installed: its columns are empty"
   lines = [f"**N models fitted to $x^3$**, width 4, depth 5, {steps} Adam steps each; "
            f"relucomp: median of {report['repeats']} runs (one run for N >= 300) of one "
            f"compiled, vmapped program; {torch_note}.", "",
