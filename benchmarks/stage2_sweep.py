@@ -1,0 +1,113 @@
+"""Stage 2 of ``fit(method="enforced")``: which optimiser settings get how far.
+
+Stage 1 is trained once per curve (``finetune_steps=0``; it reaches the same
+optimum of the enforced family from every start), then stage 2 is run from
+that network with Adam for a grid of first-moment decays ``b1`` and relative
+learning rates (the rate is multiplied by the RMS residual of the starting
+network, as ``fit`` does), each with the same warm-up and cosine decay as
+``fit``'s default. For reference, L-BFGS (optax, zoom line search) from the
+same start for the same number of steps and for ``--long`` steps: how far
+local descent from the stage-1 network can go at all.
+
+Prints, per curve, the stage-1 MSE, the MSE after stage 2 for every setting,
+and the 32-piece limit; writes JSON to ``--out``.
+
+Usage:
+  python benchmarks/stage2_sweep.py              # x^3 and x^11, 1000 steps
+  python benchmarks/stage2_sweep.py --curves all --long 16000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import relucomp
+from relucomp import _training
+
+from paper_tables import CURVES, piecewise_linear_limit
+
+
+def _stage2(params, x, y, optimizer, steps):
+  """Runs ``steps`` steps of ``optimizer`` on the MLP's MSE; returns the final MSE."""
+  def loss(p):
+    return jnp.mean((relucomp.mlp_apply(p, x[:, None])[:, 0] - y) ** 2)
+
+  def body(carry, _):
+    p, state = carry
+    value, grad = jax.value_and_grad(loss)(p)
+    updates, state = _training._update(optimizer, grad, state, p, value, loss)
+    return (optax.apply_updates(p, updates), state), value
+
+  (p, _), _ = jax.lax.scan(body, (params, optimizer.init(params)), None, length=steps)
+  return loss(p)
+
+
+def _adam(lr, b1, steps):
+  unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, min(_training.WARMUP_STEPS, steps // 10),
+                                            steps, 1e-3)
+  return optax.adam(lambda n: lr * unit(n), b1=b1, b2=0.99)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--curves", default="x^3,x^11", help="comma-separated, or 'all'")
+  parser.add_argument("--steps", type=int, default=1000, help="stage-1 and stage-2 steps")
+  parser.add_argument("--b1", default="0.9,0.95,0.98,0.99")
+  parser.add_argument("--lr", default="0.05,0.1,0.2", help="relative stage-2 rates")
+  parser.add_argument("--long", type=int, default=4000, help="steps of the long L-BFGS run")
+  parser.add_argument("--points", type=int, default=500)
+  parser.add_argument("--out", default="out/stage2_sweep")
+  args = parser.parse_args(argv)
+  names = list(CURVES) if args.curves == "all" else args.curves.split(",")
+  b1s = [float(b) for b in args.b1.split(",")]
+  lrs = [float(r) for r in args.lr.split(",")]
+  os.makedirs(args.out, exist_ok=True)
+
+  x = jnp.linspace(0.0, 1.0, args.points)
+  run = jax.jit(_stage2, static_argnames=("optimizer", "steps"))
+  results = {"settings": vars(args), "curves": {}}
+  lines = ["| curve | stage 1 | optimiser | b1 | relative lr | steps | MSE | / limit |",
+           "|---|---|---|---|---|---|---|---|"]
+  t0 = time.perf_counter()
+  for name in names:
+    y = jnp.asarray(CURVES[name](np.asarray(x)), x.dtype)
+    limit = piecewise_linear_limit(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    start = relucomp.fit(x, y, key=jax.random.key(0), pretrain_steps=args.steps,
+                         finetune_steps=0)
+    s1 = float(start.mse)
+    rel = s1 ** 0.5
+    entry = {"stage1": s1, "limit": limit, "runs": []}
+    settings = [("adam", b1, lr, args.steps) for b1 in b1s for lr in lrs]
+    settings += [("lbfgs", None, None, args.steps), ("lbfgs", None, None, args.long)]
+    for kind, b1, lr, steps in settings:
+      opt = _adam(lr * rel, b1, steps) if kind == "adam" else optax.lbfgs()
+      mse = float(run(start.params, x, y, opt, steps))
+      entry["runs"].append({"optimizer": kind, "b1": b1, "relative_lr": lr, "steps": steps,
+                            "mse": mse})
+      lines.append(f"| {name} | {s1:.2e} | {kind} | {b1 if b1 is not None else '–'} | "
+                   f"{lr if lr is not None else '–'} | {steps} | {mse:.2e} | "
+                   f"{mse / limit:.0f}x |")
+      print(lines[-1], flush=True)
+    results["curves"][name] = entry
+  results["seconds"] = time.perf_counter() - t0
+  md = "\n".join(lines) + "\n"
+  with open(os.path.join(args.out, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  with open(os.path.join(args.out, "table.md"), "w") as f:
+    f.write(md)
+  print()
+  print(md)
+  print(f"{results['seconds']:.1f} s; wrote {args.out}/results.json, table.md")
+  return results
+
+
+if __name__ == "__main__":
+  main()
