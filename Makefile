@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test docs clean
+.PHONY: demo test docs results clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,21 @@ $(DOCS_STAMP): pyproject.toml $(STAMP)
 
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+# The result tables the documentation includes (docs/results/*.md, each with
+# its JSON), rewritten by the benchmark scripts. Quick sizes by default (10 to
+# 15 minutes on 2 cores); FULL=1 runs every script at its full size (the
+# paper's 30 models per setup and so on: an hour or more). `make docs` only
+# reads these files, it never runs a benchmark.
+RESULTS := docs/results
+SIZE := $(if $(FULL),--full,--quick)
+results: $(STAMP)
+	$(PY) benchmarks/construction.py --out $(RESULTS) --no-figure
+	$(PY) benchmarks/paper_tables.py $(SIZE) --out $(RESULTS) --no-figure
+	$(PY) benchmarks/speed.py $(SIZE) --out $(RESULTS)
+	$(PY) benchmarks/regions.py $(SIZE) --out $(RESULTS) --no-figure
+	$(PY) benchmarks/beyond_convex.py $(SIZE) --out $(RESULTS)
+	$(PY) benchmarks/classify.py $(SIZE) --out $(RESULTS) --no-figure
 
 clean:
 	rm -rf $(VENV) site out .pytest_cache .hypothesis

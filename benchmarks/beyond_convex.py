@@ -19,7 +19,8 @@ compositional methods use ``fit``'s defaults
 (``relucomp._beyond.DEFAULT_LEARNING_RATE``).
 
 Prints a table of minimum and mean training MSE over the models, parameter
-counts and the ratio ``best dense / best compositional``; writes JSON.
+counts and the ratio ``best dense / best compositional``; writes
+``beyond_convex.json`` and ``beyond_convex.md`` (the table, with the command).
 
 Usage:
   python benchmarks/beyond_convex.py            # quick: 3 models, 300 + 300 steps
@@ -29,8 +30,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import pathlib
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -40,6 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import relucomp
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 TARGETS_1D: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[float, float]]] = {
     "x^3 - x": (lambda x: x ** 3 - x, (-1.0, 1.0)),
@@ -133,29 +136,38 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"2-D {name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
   results["total_seconds"] = time.perf_counter() - start
 
-  lines = ["| target | method | params | min MSE | mean MSE | dense best / comp. best |",
+  full = m1 >= 10 and m2 >= 5 and n >= 1000
+  size = (f"{'full' if full else 'quick'}: {m1} models (1-D), {m2} models (2-D), "
+          f"{n} + {n} steps (full: 10 and 5 models, 1000 + 1000 steps)")
+  md = _results.write(args.out, "beyond_convex", results, markdown, script=__file__,
+                      argv=argv, size=size)
+  print()
+  print(md.read_text())
+  print(f"wrote {args.out}/beyond_convex.{{json,md}}")
+  return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+  """The table of ``beyond_convex.json`` (without the command header) as Markdown."""
+  c = results["config"]
+  n = c["steps_per_stage"]
+  lines = [f"**Training MSE**, {c['models_1d']} models per 1-D target (depth {c['depth_1d']}, "
+           f"{c['points_1d']} points) and {c['models_2d']} per 2-D target (depth "
+           f"{c['depth_2d']}, {c['width_2d']} units, {c['grid']} x {c['grid']} grid), "
+           f"{n} + {n} steps, {c['dtype']}; the last column is the best dense minimum over "
+           f"the best compositional one. Total time {results['total_seconds']:.0f} s.", "",
+           "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
            "|---|---|---|---|---|---|"]
   for dim, label in (("1d", "dc"), ("2d", "compositional")):
     for name, r in results[dim].items():
-      c = r["compositional"]
-      lines.append(f"| {name} | {label} | {c['n_params']} | {c['min']:.3g} | "
-                   f"{c['mean']:.3g} | {r['ratio']:.3g} |")
+      comp = r["compositional"]
+      lines.append(f"| {name} | {label} | {comp['n_params']} | {comp['min']:.3g} | "
+                   f"{comp['mean']:.3g} | {r['ratio']:.3g} |")
       for lr, d in r["dense"].items():
         best = " (best)" if float(lr) == r["dense_best_lr"] else ""
         lines.append(f"| {name} | kaiming lr {lr}{best} | {d['n_params']} | "
                      f"{d['min']:.3g} | {d['mean']:.3g} | |")
-  table = "\n".join(lines)
-  print()
-  print(f"{m1} models (1-D), {m2} models (2-D), {n} + {n} steps; "
-        f"total {results['total_seconds']:.0f} s")
-  print(table)
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "beyond_convex.json"), "w") as fh:
-    json.dump(results, fh, indent=1)
-  with open(os.path.join(args.out, "beyond_convex.md"), "w") as fh:
-    fh.write(table + "\n")
-  print(f"wrote {args.out}/beyond_convex.{{json,md}}")
-  return results
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import pathlib
 import pickle
 import statistics
 import sys
@@ -49,6 +49,9 @@ import optax
 from flax import nnx
 
 import relucomp
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
@@ -269,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--lr", type=float, default=1e-3)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--out", default="out/classify")
+  parser.add_argument("--no-figure", action="store_true", help="tables only")
   args = parser.parse_args(argv)
   seeds = args.seeds or (10 if args.full else 3)
   epochs = args.epochs or (60 if args.full else 20)
@@ -330,21 +334,36 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     res["summary"] = summarise(res["runs"], early)
   results["total_time"] = time.perf_counter() - total
 
-  table = format_table(results)
   print()
-  print(table)
+  print(format_table(results))
   print(f"\ntotal {results['total_time']:.1f} s (time/model includes compilation; "
         "time/epoch is the median over epochs after the first two)")
-  os.makedirs(args.out, exist_ok=True)
   tag = "cifar10" if args.cifar else "digits"
-  with open(os.path.join(args.out, f"classify_{tag}.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  with open(os.path.join(args.out, f"classify_{tag}.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(args.out, f"classify_{tag}.png"),
-       f"{dataset}: test accuracy over training ({seeds} seeds)")
-  print(f"wrote {args.out}/classify_{tag}.{{json,md,png}}")
+  full = seeds >= 10 and epochs >= 60
+  size = (f"{'full' if full else 'quick'}: {seeds} seeds, {epochs} epochs "
+          "(full: 10 seeds, 60 epochs)")
+  _results.write(args.out, f"classify_{tag}", results, markdown, script=__file__, argv=argv,
+                 size=size)
+  if not args.no_figure:
+    plot(results, os.path.join(args.out, f"classify_{tag}.png"),
+         f"{dataset}: test accuracy over training ({seeds} seeds)")
+  print(f"wrote {args.out}/classify_{tag}.{{json,md}}" + ("" if args.no_figure else
+                                                         f" and classify_{tag}.png"))
   return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+  """The table of ``classify_<dataset>.json`` (without the command header) as Markdown."""
+  c = results["config"]
+  return "\n".join([
+      f"**Test accuracy on {c['dataset']}** ({c['n_train']} training and {c['n_test']} test "
+      f"examples), classifier `layer -> relu -> nnx.Linear`, {c['seeds']} seeds, "
+      f"{c['epochs']} epochs of Adam (learning rate {c['learning_rate']:g}, batch "
+      f"{c['batch']}); `CompositionalDense` with {c['units']} units of depth {c['depth']}, "
+      f"stage 2 from epoch {c['switch_epoch']}; the dense layer {c['dense_width']} wide. "
+      f"`acc@e` is the mean accuracy after epoch e; parameters of the compositional model "
+      f"are given for stage 1 / stage 2. Total time {results['total_time']:.0f} s.", "",
+      format_table(results)])
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ random peaks under the differentiability law, then prints
 * the largest error of Yarotsky's network against x^2 (bound 2^-(2d+2)),
 * the largest kernel entry of each MLP,
 
-writes the table as JSON and draws a figure in the style of the paper's
-Figure 1: composed triangle waves, the approximations of x^2 and their
-derivatives.
+writes the table as ``construction.json`` and ``construction.md`` (with the
+command) and draws a figure in the style of the paper's Figure 1 (unless
+``--no-figure``): composed triangle waves, the approximations of x^2 and
+their derivatives.
 
     python benchmarks/construction.py [--max-depth 12] [--out out/construction]
 """
@@ -18,8 +19,8 @@ derivatives.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
+import sys
 import time
 
 import jax
@@ -30,6 +31,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import relucomp  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 
 def _row(d: int, rng: np.random.Generator) -> dict:
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--max-depth", type=int, default=12)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/construction"))
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--no-figure", action="store_true", help="the table only")
   args = parser.parse_args(argv)
   if args.max_depth < 1:
     parser.error("--max-depth must be at least 1")
@@ -104,12 +109,33 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{r['depth']:>5} {r['pieces_yarotsky']:>8} {r['pieces_random_peaks']:>22} "
           f"{r['expected_pieces']:>8} {r['max_error_x2']:>14.3e} {r['error_bound']:>16.3e} "
           f"{r['max_weight_yarotsky']:>8.3f} {r['max_weight_random_peaks']:>17.3f}")
-  figure = args.out / "construction.png"
-  _figure(figure)
-  result = {"rows": rows, "seconds": time.perf_counter() - start, "figure": str(figure)}
-  (args.out / "construction.json").write_text(json.dumps(result, indent=2))
-  print(f"\nfigure: {figure}\ntable:  {args.out / 'construction.json'}")
+  result = {"rows": rows, "seed": args.seed, "seconds": time.perf_counter() - start}
+  md = _results.write(args.out, "construction", result, markdown, script=__file__, argv=argv,
+                      size=f"depths 1 to {args.max_depth}, float64")
+  print(f"\ntable:  {args.out / 'construction.json'}, {md}")
+  if not args.no_figure:
+    figure = args.out / "construction.png"
+    _figure(figure)
+    print(f"figure: {figure}")
   return result
+
+
+def markdown(result: dict) -> str:
+  """The table of ``construction.json`` (without the command header) as Markdown."""
+  lines = ["**The construction per depth $d$**: exact linear pieces on [0, 1] "
+           "(`linear_pieces_1d`) of Yarotsky's network (every peak 1/2, amplitude 1/4) and "
+           "of a network from random peaks in [0.1, 0.9] under the law (amplitude 0.3); the "
+           "largest error of Yarotsky's network against $x^2$ with its bound "
+           "$2^{-(2d+2)}$; the largest kernel entry of each network.", "",
+           "| $d$ | pieces | pieces (random peaks) | $2^d$ | error against $x^2$ | bound | "
+           "largest weight | largest weight (random peaks) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for r in result["rows"]:
+    lines.append(f"| {r['depth']} | {r['pieces_yarotsky']:,} | {r['pieces_random_peaks']:,} | "
+                 f"{r['expected_pieces']:,} | {r['max_error_x2']:.3e} | {r['error_bound']:.3e} | "
+                 f"{r['max_weight_yarotsky']:.3f} | {r['max_weight_random_peaks']:.3f} |")
+  lines += ["", f"Time: {result['seconds']:.1f} s."]
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -161,11 +161,16 @@ def network_neurons():
                            sharex=True, gridspec_kw={"hspace": 0.35})
   for k, h in enumerate(hidden):
     top = axes[0, k]
+    # The outputs shrink with depth; each panel shows them in units of a
+    # power of ten named in its title (no offset text crowding the title).
+    shown = [names[neuron] for neuron in ("t", "u", "c")]
+    exponent = int(np.floor(np.log10(float(jnp.max(h[:, shown])))))
+    unit = 10.0 ** exponent
     for neuron in ("t", "u", "c"):
-      top.plot(x, h[:, names[neuron]], color=colors[neuron], lw=1.3,
+      top.plot(x, h[:, names[neuron]] / unit, color=colors[neuron], lw=1.3,
                ls="--" if neuron == "c" else "-", label=neuron)
-    top.set_title(f"layer {k + 1}: $t, u, c$", pad=14, fontsize=11)
-    top.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    top.set_title(f"layer {k + 1}: $t, u, c$" + (
+        f"\n(unit $10^{{{exponent}}}$)" if exponent else "\n"), fontsize=11)
     bottom = axes[1, k]
     bottom.plot(x, h[:, names["acc"]] - offset, color=colors["acc"], lw=1.3,
                 label="acc $- C$")
@@ -177,7 +182,7 @@ def network_neurons():
 
   axes[0, depth].plot(x, relucomp.triangle_waves(x, peaks[:depth])[-1],
                       color="tab:gray", lw=1.2)
-  axes[0, depth].set_title(f"$W_{depth}$: {2 ** depth} pieces", pad=14, fontsize=11)
+  axes[0, depth].set_title(f"$W_{depth}$, {2 ** depth} pieces\n", fontsize=11)
   axes[1, depth].plot(x, y, color="k", lw=1.5)
   axes[1, depth].set_title(f"output $F_{depth}$", fontsize=11)
   axes[1, depth].set_xlabel("input $x$")
@@ -187,7 +192,8 @@ def network_neurons():
   fig.suptitle(
       f"Neurons of the 4-wide compositional network, depth {depth}, peaks "
       + ", ".join(f"{a:g}" for a in NETWORK_PEAKS[:depth]), fontsize=12)
-  fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.09, wspace=0.35)
+  fig.subplots_adjust(left=0.08, right=0.99, top=0.83, bottom=0.09, wspace=0.45,
+                      hspace=0.45)
   return fig
 
 
@@ -276,25 +282,26 @@ def law_derivatives():
   }
   # Midpoints of a grid fine enough to put at most one kink between two of them.
   xm = (jnp.arange(100000) + 0.5) / 100000
-  fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4.2))
+  fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4.6))
+  largest = []
   for (label, scales), color in zip(choices.items(), ("tab:blue", "tab:red")):
     slope = _derivative(lambda t, s=scales: relucomp.compositional(t, peaks, s), xm)
     axes[0].plot(xm, slope, color=color, lw=1.0, label=label)
     jumps = jnp.abs(jnp.diff(slope))
     kinks = jumps > 1e-12
     axes[1].semilogy(((xm[1:] + xm[:-1]) / 2)[kinks], jumps[kinks], ".",
-                     color=color, ms=3, label=f"{label}: largest {float(jumps.max()):.2f}")
-  axes[0].set_title(f"$F'(x)$, depth {LAW_DEPTH}, random peaks in [0.2, 0.8]")
+                     color=color, ms=3)
+    largest.append(f"{label} (largest jump {float(jumps.max()):.2f})")
+  axes[0].set_title(f"$F'(x)$, depth {LAW_DEPTH}, random peaks")
   axes[0].set_xlabel("$x$")
   axes[0].set_ylabel("$F'(x)$")
-  axes[0].legend(loc="upper left", fontsize=8)
   axes[1].set_title(f"jump of $F'$ at each of the {2 ** LAW_DEPTH - 1} kinks")
   axes[1].set_xlabel("kink position $x$")
   axes[1].set_ylabel("$|$jump of $F'|$ (log scale)")
-  axes[1].legend(loc="lower left", fontsize=7.5)
   for ax in axes:
     ax.set_xlim(0, 1)
-  fig.tight_layout()
+  fig.legend(axes[0].get_lines(), largest, loc="lower center", ncol=1, fontsize=11)
+  fig.tight_layout(rect=(0, 0.15, 1, 1))
   return fig
 
 
@@ -455,7 +462,7 @@ def partition_2d():
   """Exact regions of a random 2-input MLP on [-1, 1]^2 (regions_2d)."""
   params = kaiming_uniform_mlp(jax.random.key(PARTITION_SEED), list(PARTITION_WIDTHS))
   partition = relucomp.regions_2d(params, (-1.0, -1.0), (1.0, 1.0))
-  fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4.3))
+  fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.9))
   relucomp.plot_partition(partition, ax=left, linewidth=0.3)
   left.set_title(f"{partition.count} regions, each its own colour")
   grid = jnp.linspace(-1.0, 1.0, 301)

@@ -31,17 +31,18 @@ it is compiled. The time line gives the wall-clock time of compilation and
 training and when the dense curves (the paper's 4 x 5 x models x 2 x steps
 runs) were done.
 
-Full run (the paper's 30 models):  python benchmarks/paper_tables.py
-Demo:                              python benchmarks/paper_tables.py --models 5
-Writes ``results.json``, ``table.md`` and ``fits.png`` to ``--out``.
+Full run (the paper's 30 models):  python benchmarks/paper_tables.py [--full]
+Demo:                              python benchmarks/paper_tables.py --quick   (5 models)
+Writes ``paper_tables.json``, ``paper_tables.md`` (the tables, with the
+command) and ``fits.png`` to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import pathlib
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -50,6 +51,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import relucomp
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 SETUPS = ("kaiming", "raai", "no_pretrain", "free_scales", "enforced")
 LABELS = {"kaiming": "default (Kaiming)", "raai": "RAAI", "no_pretrain": "no pretraining",
@@ -177,8 +181,11 @@ def _fmt(v):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--models", type=int, default=30, help="models per setup (paper: 30)")
-  parser.add_argument("--quick", action="store_true", help="5 models (same as --models 5)")
+  parser.add_argument("--models", type=int, default=None,
+                      help="models per setup (default 30, the paper's)")
+  size = parser.add_mutually_exclusive_group()
+  size.add_argument("--quick", action="store_true", help="5 models (same as --models 5)")
+  size.add_argument("--full", action="store_true", help="30 models, the paper's (the default)")
   parser.add_argument("--steps", type=int, default=1000, help="steps per stage (paper: 1000)")
   parser.add_argument("--points", type=int, default=500, help="training points per curve")
   parser.add_argument("--baseline-lr", type=float, default=1e-3,
@@ -192,7 +199,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   from tqdm import tqdm
 
-  n_models = 5 if args.quick else args.models
+  n_models = args.models or (5 if args.quick else 30)
   setups = [s for s in args.setups.split(",") if s]
   os.makedirs(args.out, exist_ok=True)
   start = time.perf_counter()
@@ -206,9 +213,7 @@ def main(argv=None):
   ys_train = np.stack([CURVES[c](xs_train) for c in names])
   ys_test = np.stack([CURVES[c](xs_test) for c in names])
 
-  results = {"settings": {**vars(args), "models": n_models, "depth": 5, "width": 4,
-                          "jax": jax.__version__, "machine": platform.machine(),
-                          "cores": os.cpu_count()},
+  results = {"settings": {**vars(args), "models": n_models, "depth": 5, "width": 4},
              "limit": {}, "setups": {}, "sparse": {}}
   best_pred = {}
   timing = {}
@@ -295,21 +300,27 @@ def main(argv=None):
       "compile_sum_s": sum(t["compile"] + t["sparse_compile"] for t in per_setup.values()),
       "run_sum_s": sum(t["run"] + t["sparse_run"] for t in per_setup.values()),
       "per_setup": per_setup}
-  md = _markdown(results, names, setups, n_models, args.steps)
-  with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write(md)
+  paper_size = n_models == 30 and args.steps == 1000
+  size = (f"{'full' if paper_size else 'reduced'}: {n_models} models per setup, "
+          f"{args.steps} + {args.steps} steps (the paper: 30 models, 1000 + 1000 steps)")
+  md = _results.write(args.out, "paper_tables", results, markdown, script=__file__,
+                      argv=argv, size=size)
   if not args.no_figure:
     _figure(x, ys, names, setups, best_pred, os.path.join(args.out, "fits.png"))
-  print(md)
-  print(f"wrote {args.out}/results.json, table.md" + ("" if args.no_figure else ", fits.png"))
+  print(md.read_text())
+  print(f"wrote {args.out}/paper_tables.json, paper_tables.md"
+        + ("" if args.no_figure else ", fits.png"))
   return results
 
 
-def _markdown(results, names, setups, n_models, steps):
-  lines = [f"## Tables 1-2: training MSE, {n_models} models per setup, depth 5, width 4, "
-           f"{steps} + {steps} steps", ""]
+def markdown(results):
+  """The tables of ``paper_tables.json`` (without the command header) as Markdown."""
+  s = results["settings"]
+  n_models, steps = s["models"], s["steps"]
+  names = list(results["limit"])
+  setups = list(results["setups"])
+  lines = [f"**Training MSE**, {n_models} models per setup, depth 5, width 4, "
+           f"{steps} + {steps} steps, {s['points']} points on [0, 1]:", ""]
   lines.append("| curve | setup | min | paper min | mean | paper mean | min / limit | "
                "collapsed | pieces (best; median, max) |")
   lines.append("|---|---|---|---|---|---|---|---|---|")
@@ -324,9 +335,10 @@ def _markdown(results, names, setups, n_models, steps):
           f"{e['pieces_best']}; {int(np.median(pcs)) if pcs else '–'}, "
           f"{max(pcs) if pcs else '–'} |")
   lines += ["", "32-piece limit (best continuous piecewise-linear fit, 31 free knots; "
-            "reference value of the notes in brackets): " + ", ".join(
+            "reference values in brackets): " + ", ".join(
                 f"{c} {results['limit'][c]:.2e} ({LIMIT_REFERENCE[c]:.1e})" for c in names), ""]
-  lines.append("## Sparse data: 10 training points, 10 test points, min test MSE")
+  lines.append("**Sparse data**: 10 training points, 10 test points, minimum test MSE "
+               "over the models:")
   lines.append("")
   lines.append("| setup | " + " | ".join(names) + " |")
   lines.append("|---|" + "---|" * len(names))

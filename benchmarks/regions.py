@@ -20,16 +20,16 @@ Parts:
    compositional network and for random networks with the default and a
    RAAI-like initialisation; a 2-D partition picture; neuron plots.
 
-Writes ``regions.json`` and the figures into ``--out`` (default
-``out/regions``).
+Writes ``regions.json``, ``regions.md`` (the tables, with the command) and
+the figures (unless ``--no-figure``) into ``--out`` (default ``out/regions``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +42,9 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import relucomp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 try:  # optional: only this benchmark uses it
   import regioncam  # noqa: E402
@@ -301,12 +304,14 @@ def figures(out, depths, curves):
   plt.close(fig)
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--full", action="store_true", help="every size of the issue")
-  parser.add_argument("--quick", action="store_true", help="small sizes (the default)")
+  size = parser.add_mutually_exclusive_group()
+  size.add_argument("--full", action="store_true", help="every size of the issue")
+  size.add_argument("--quick", action="store_true", help="small sizes (the default)")
   parser.add_argument("--out", default="out/regions", help="directory for JSON and figures")
-  args = parser.parse_args()
+  parser.add_argument("--no-figure", action="store_true", help="tables only, no figures")
+  args = parser.parse_args(argv)
   full = args.full and not args.quick
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -319,16 +324,57 @@ def main():
                   [2, 3, 4] if full else [2, 3],
                   [0, 1] if full else [0], repeats=3 if full else 1)
   comp8 = part_compositional_d8()
-  depths, curves = part_depth_curves(20 if full else 12, samples=30 if full else 10)
-  figures(out, depths, curves)
-  record = {"mode": "full" if full else "quick", "load_average": os.getloadavg()[0],
-            "regioncam": getattr(regioncam, "__version__", None) if regioncam else None,
+  samples = 30 if full else 10
+  depths, curves = part_depth_curves(20 if full else 12, samples=samples)
+  if not args.no_figure:
+    figures(out, depths, curves)
+  record = {"mode": "full" if full else "quick",
+            "regioncam": (getattr(regioncam, "__version__", "installed")
+                          if regioncam else None),
             "one_d": one_d, "two_d": two_d, "compositional_d8": comp8,
-            "pieces_vs_depth": {"depths": depths, **curves}}
-  with open(out / "regions.json", "w") as f:
-    json.dump(record, f, indent=1)
-  print(f"\nwrote {out / 'regions.json'} and figures pieces_vs_depth.png, partition_2d.png, "
-        "neurons_compositional.png, neurons_default.png")
+            "pieces_vs_depth": {"depths": depths, "samples": samples, **curves}}
+  size = ("full" if full else "quick") + (
+      f": 1-D depths {one_d[0]['depth']} to {one_d[-1]['depth']}, 2-D widths "
+      f"{', '.join(str(w) for w in sorted({r['width'] for r in two_d}))} and depths "
+      f"{', '.join(str(d) for d in sorted({r['depth'] for r in two_d}))}; "
+      f"{samples} random networks per depth for pieces against depth")
+  _results.write(out, "regions", record, markdown, script=__file__, argv=argv, size=size)
+  print(f"\nwrote {out / 'regions.json'}, {out / 'regions.md'}" + (
+      "" if args.no_figure else " and figures pieces_vs_depth.png, partition_2d.png, "
+      "neurons_compositional.png, neurons_default.png"))
+
+
+def markdown(record):
+  """The tables of ``regions.json`` (without the command header) as Markdown."""
+  lines = ["**1-D: compositional networks on [0, 1]** (peaks U(0.2, 0.8), amplitude 0.25), "
+           "`linear_pieces_1d`, median wall time:", "",
+           "| depth | pieces | $2^d$ | wall s | wall s (`merge=False`) | ns per piece |",
+           "| --- | --- | --- | --- | --- | --- |"]
+  for r in record["one_d"]:
+    lines.append(f"| {r['depth']} | {r['pieces']:,} | {r['expected']:,} | {r['wall_s']:.4f} | "
+                 f"{r['wall_s_no_merge']:.4f} | {r['ns_per_piece']:.0f} |")
+  with_rc = record["regioncam"] is not None
+  lines += ["", "**2-D: default-initialised MLPs with two inputs on $[-1, 1]^2$**, "
+            "`regions_2d`" + (", beside regioncam (float32)" if with_rc else "") + ":", "",
+            "| width | depth | seed | regions | regions, float32 weights | area < 1e-9 | s |"
+            + (" regioncam | regioncam s |" if with_rc else ""),
+            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if with_rc else "")]
+  for r in record["two_d"]:
+    row = (f"| {r['width']} | {r['depth']} | {r['seed']} | {r['ours']:,} | "
+           f"{r['ours_f32_weights']:,} | {r['tiny_regions']} | {r['ours_s']:.3f} |")
+    if with_rc:
+      row += f" {r['regioncam']:,} | {r['regioncam_s']:.3f} |"
+    lines.append(row)
+  curves = record["pieces_vs_depth"]
+  lines += ["", f"**Pieces on [0, 1] against depth** (width 4; random initialisations: "
+            f"{curves['samples']} networks per depth, mean and max):", "",
+            "| depth | compositional | default mean | default max | RAAI-like mean | "
+            "RAAI-like max |", "| --- | --- | --- | --- | --- | --- |"]
+  for i, d in enumerate(curves["depths"]):
+    dft, raai = curves["default"][i], curves["raai_like"][i]
+    lines.append(f"| {d} | {curves['compositional'][i]:,} | {dft['mean']:.1f} | {dft['max']} | "
+                 f"{raai['mean']:.1f} | {raai['max']} |")
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ without compilation). Also the two-stage ``"enforced"`` method, time
 against depth at N = 30, and the peak resident memory of a relucomp run at
 the largest N (measured in a fresh subprocess).
 
-    python benchmarks/speed.py            # quick: N in 1, 10, 30
+    python benchmarks/speed.py [--quick]  # N in 1, 10, 30; depths 2, 5, 10
     python benchmarks/speed.py --full     # N in 1, 10, 30, 100, 1000; depths 2..30
+
+Writes ``speed.json`` and ``speed.md`` (the tables, with the command) to ``--out``.
 
 PyTorch is optional (``pip install torch==2.13.0``, the CPU wheel); without
 it the PyTorch columns say "absent".
@@ -23,10 +25,7 @@ it the PyTorch columns say "absent".
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import relucomp
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 N_POINTS = 500
 LEARNING_RATE = 1e-3
@@ -132,7 +134,9 @@ def flops_per_step(depth: int, n_points: int = N_POINTS, width: int = 4) -> floa
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--full", action="store_true", help="all sizes of the issue")
+  size = parser.add_mutually_exclusive_group()
+  size.add_argument("--quick", action="store_true", help="small sizes (the default)")
+  size.add_argument("--full", action="store_true", help="all sizes of the issue")
   parser.add_argument("--models", type=int, nargs="*", help="N values (overrides the default)")
   parser.add_argument("--steps", type=int, default=2000)
   parser.add_argument("--repeats", type=int, default=3)
@@ -143,9 +147,9 @@ def main(argv=None) -> dict:
   sizes = args.models or ([1, 10, 30, 100, 1000] if args.full else [1, 10, 30])
   depths = [2, 5, 10, 20, 30] if args.full else [2, 5, 10]
   args.out.mkdir(parents=True, exist_ok=True)
-  report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]},
-            "steps": args.steps, "rows": [], "enforced": [], "depth": []}
+  report = {"devices": [str(d) for d in jax.devices()], "steps": args.steps,
+            "repeats": args.repeats, "torch_budget_s": args.torch_budget,
+            "rows": [], "enforced": [], "depth": []}
 
   print(f"{'N':>5} {'compile s':>10} {'run s':>8} {'model-steps/s':>14} {'torch s':>9} "
         f"{'torch m-s/s':>12} {'ratio':>7} {'ratio incl. compile':>20}")
@@ -187,14 +191,61 @@ def main(argv=None) -> dict:
 
   n_mem = max(sizes)
   report["peak_rss_mib"] = {"n_models": n_mem, "mib": peak_memory_subprocess(n_mem, args.steps)}
+  report["kflop_per_model_step"] = flops_per_step(5) / 1e3
   print(f"\npeak resident memory of a fresh process fitting N = {n_mem}: "
         f"{report['peak_rss_mib']['mib']:.0f} MiB")
   work = flops_per_step(5)
   print(f"work per step and model at depth 5: {work / 1e3:.0f} kflop "
         f"(N = 30 x {args.steps} steps = {30 * args.steps * work / 1e9:.2f} GFLOP)")
-  (args.out / "speed.json").write_text(json.dumps(report, indent=2))
-  print(f"wrote {args.out / 'speed.json'}")
+  size = (f"{'full' if args.full else 'quick'}: N in {', '.join(map(str, sizes))}, "
+          f"depths {', '.join(map(str, depths))}, {args.steps} steps")
+  _results.write(args.out, "speed", report, markdown, script=__file__, argv=argv, size=size)
+  print(f"wrote {args.out / 'speed.json'}, {args.out / 'speed.md'}")
   return report
+
+
+def markdown(report: dict) -> str:
+  """The tables of ``speed.json`` (without the command header) as Markdown."""
+  steps = report["steps"]
+  torch_rows = [r["torch"] for r in report["rows"] if r["torch"]]
+  if torch_rows:
+    torch_note = (f"PyTorch on CPU with {torch_rows[0]['threads']} threads, one model after "
+                  "another")
+    if len(torch_rows) < len(report["rows"]):
+      torch_note += (f" (– where its estimated time exceeded {report['torch_budget_s']:.0f} s, "
+                     "`--torch-budget`)")
+  else:
+    torch_note = "PyTorch not installed: its columns are empty"
+  lines = [f"**N models fitted to $x^3$**, width 4, depth 5, {steps} Adam steps each; "
+           f"relucomp: median of {report['repeats']} runs (one run for N >= 300) of one "
+           f"compiled, vmapped program; {torch_note}.", "",
+           "| N | compile s | run s | model-steps/s | PyTorch s | ratio | ratio incl. compile |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+  for row in report["rows"]:
+    ours, theirs = row["relucomp"], row["torch"]
+    cells = [str(ours["n_models"]), f"{ours['compile_s']:.2f}", f"{ours['run_s']:.3f}",
+             f"{ours['model_steps_per_s']:,.0f}"]
+    if theirs:
+      cells += [f"{theirs['run_s']:.2f}", f"{row['ratio']:.1f}",
+                f"{row['ratio_incl_compile']:.1f}"]
+    else:
+      cells += ["–", "–", "–"]
+    lines.append("| " + " | ".join(cells) + " |")
+  lines += ["", f"**Two-stage `\"enforced\"` method**, {steps // 2} + {steps - steps // 2} steps:",
+            "", "| N | compile s | run s | model-steps/s |", "| --- | --- | --- | --- |"]
+  for r in report["enforced"]:
+    lines.append(f"| {r['n_models']} | {r['compile_s']:.2f} | {r['run_s']:.3f} | "
+                 f"{r['model_steps_per_s']:,.0f} |")
+  lines += ["", "**Time against depth**, N = 30, one-stage `\"kaiming\"`:", "",
+            "| depth | compile s | run s | GFLOP/s achieved |", "| --- | --- | --- | --- |"]
+  for r in report["depth"]:
+    lines.append(f"| {r['depth']} | {r['compile_s']:.2f} | {r['run_s']:.3f} | "
+                 f"{r['gflops']:.2f} |")
+  mem = report["peak_rss_mib"]
+  lines += ["", f"Peak resident memory of a fresh process fitting N = {mem['n_models']}: "
+            f"{mem['mib']:.0f} MiB. Work per model and step at depth 5: "
+            f"{report['kflop_per_model_step']:.0f} kflop (forward and backward)."]
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

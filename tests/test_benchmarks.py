@@ -47,8 +47,8 @@ def test_paper_tables_tiny_run_writes_tables(paper_tables, tmp_path):
   results = paper_tables.main(["--models", "2", "--steps", "10", "--setups",
                                "kaiming,enforced", "--no-figure", "--out", str(out),
                                "--workers", "2"])
-  saved = json.loads((out / "results.json").read_text())
-  table = (out / "table.md").read_text()
+  saved = json.loads((out / "paper_tables.json").read_text())
+  table = (out / "paper_tables.md").read_text()
   assert saved["setups"].keys() == {"kaiming", "enforced"}
   for method in ("kaiming", "enforced"):
     for curve in paper_tables.CURVES:
@@ -59,7 +59,7 @@ def test_paper_tables_tiny_run_writes_tables(paper_tables, tmp_path):
           entry["min"] / saved["limit"][curve], rel=1e-9)
       assert saved["sparse"][method][curve] > 0
   assert results["timing"]["compile_wall_s"] <= results["timing"]["train_wall_s"]
-  assert "| x^11 | enforced |" in table and "## Sparse data" in table
+  assert "| x^11 | enforced |" in table and "**Sparse data**" in table
 
 
 def test_stage2_sweep_tiny_run(tmp_path):
