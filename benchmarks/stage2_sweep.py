@@ -10,7 +10,8 @@ same start for the same number of steps and for ``--long`` steps: how far
 local descent from the stage-1 network can go at all.
 
 Prints, per curve, the stage-1 MSE, the MSE after stage 2 for every setting,
-and the 32-piece limit; writes JSON to ``--out``.
+and its ratio to the 32-piece limit; writes ``stage2_sweep.json`` and
+``stage2_sweep.md`` to ``--out``.
 
 Usage:
   python benchmarks/stage2_sweep.py              # x^3 and x^11, 1000 steps
@@ -20,8 +21,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import pathlib
+import sys
 import time
 
 import jax
@@ -32,7 +33,9 @@ import optax
 import relucomp
 from relucomp import _training
 
-from paper_tables import CURVES, piecewise_linear_limit
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results  # noqa: E402
+from paper_tables import CURVES, piecewise_linear_limit  # noqa: E402
 
 
 def _stage2(params, x, y, optimizer, steps):
@@ -69,13 +72,10 @@ def main(argv=None):
   names = list(CURVES) if args.curves == "all" else args.curves.split(",")
   b1s = [float(b) for b in args.b1.split(",")]
   lrs = [float(r) for r in args.lr.split(",")]
-  os.makedirs(args.out, exist_ok=True)
 
   x = jnp.linspace(0.0, 1.0, args.points)
   run = jax.jit(_stage2, static_argnames=("optimizer", "steps"))
   results = {"settings": vars(args), "curves": {}}
-  lines = ["| curve | stage 1 | optimiser | b1 | relative lr | steps | MSE | / limit |",
-           "|---|---|---|---|---|---|---|---|"]
   t0 = time.perf_counter()
   for name in names:
     y = jnp.asarray(CURVES[name](np.asarray(x)), x.dtype)
@@ -92,21 +92,29 @@ def main(argv=None):
       mse = float(run(start.params, x, y, opt, steps))
       entry["runs"].append({"optimizer": kind, "b1": b1, "relative_lr": lr, "steps": steps,
                             "mse": mse})
-      lines.append(f"| {name} | {s1:.2e} | {kind} | {b1 if b1 is not None else '–'} | "
-                   f"{lr if lr is not None else '–'} | {steps} | {mse:.2e} | "
-                   f"{mse / limit:.0f}x |")
-      print(lines[-1], flush=True)
+      print(f"{name}: {kind} b1={b1} lr={lr} steps={steps}: {mse:.2e}", flush=True)
     results["curves"][name] = entry
   results["seconds"] = time.perf_counter() - t0
-  md = "\n".join(lines) + "\n"
-  with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  with open(os.path.join(args.out, "table.md"), "w") as f:
-    f.write(md)
-  print()
-  print(md)
-  print(f"{results['seconds']:.1f} s; wrote {args.out}/results.json, table.md")
+  size = (f"{', '.join(names)}; stage 1 {args.steps} steps, stage 2 {args.steps} steps "
+          f"(L-BFGS also {args.long}), {args.points} points, float32")
+  md = _results.write(args.out, "stage2_sweep", results, markdown, script=__file__,
+                      argv=argv, size=size)
+  print(md.read_text())
+  print(f"{results['seconds']:.1f} s; wrote {args.out}/stage2_sweep.json, stage2_sweep.md")
   return results
+
+
+def markdown(results):
+  """The table of ``stage2_sweep.json`` (without the command header) as Markdown."""
+  lines = ["| curve | stage 1 | optimiser | b1 | relative lr | steps | MSE | / limit |",
+           "|---|---|---|---|---|---|---|---|"]
+  for name, entry in results["curves"].items():
+    for r in entry["runs"]:
+      b1 = "–" if r["b1"] is None else r["b1"]
+      lr = "–" if r["relative_lr"] is None else r["relative_lr"]
+      lines.append(f"| {name} | {entry['stage1']:.2e} | {r['optimizer']} | {b1} | {lr} | "
+                   f"{r['steps']} | {r['mse']:.2e} | {r['mse'] / entry['limit']:.0f}x |")
+  return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -73,4 +73,4 @@ def test_stage2_sweep_tiny_run(tmp_path):
   # L-BFGS starts from the stage-1 network and only descends from there.
   stage1 = results["curves"]["x^3"]["stage1"]
   assert runs[2]["mse"] <= runs[1]["mse"] < stage1
-  assert (tmp_path / "table.md").exists() and (tmp_path / "results.json").exists()
+  assert (tmp_path / "stage2_sweep.md").exists() and (tmp_path / "stage2_sweep.json").exists()
