@@ -11,8 +11,9 @@ region of the previous one.
 Tolerances (shared by the 1-D and 2-D enumerations):
 
 * A pre-activation at a vertex counts as zero when it is at most
-  ``VALUE_RTOL`` times the sum of the absolute values of that neuron's own
-  terms: in 1-D ``z_i = sum_j h_j W_ji + b_i`` from the previous layer's
+  ``value_rtol`` times the sum of the absolute values of that neuron's own
+  terms (``VALUE_RTOL`` for float64 weights, 100 units of roundoff of a
+  coarser dtype: :func:`value_rtol_for`): in 1-D ``z_i = sum_j h_j W_ji + b_i`` from the previous layer's
   values, scale ``sum_j |h_j W_ji| + |b_i|``; in 2-D ``z_i = a_0 y_0 + a_1
   y_1 + b`` from the polygon's map of the input, scale ``|a_0 y_0| +
   |a_1 y_1| + |b|``. The tolerance scales with that neuron alone, never with
@@ -26,8 +27,12 @@ Tolerances (shared by the 1-D and 2-D enumerations):
 
 In 1-D (:func:`linear_pieces_1d`) the cells are intervals carrying every
 neuron's value at their ends; in 2-D (:func:`regions_2d`) they are convex
-polygons carrying the affine maps of the layer's pre-activations, cut one
-neuron at a time.
+polygons carrying the affine maps of the layer's pre-activations. A layer
+cuts every polygon along all of its zero lines in one vectorised pass (the
+cells of a polygon are the faces of an arrangement of lines, see
+:func:`_arrangement`); polygons whose arrangement is not simple at the
+working precision are cut one line at a time (:func:`_sequential`), which
+gives the same cells wherever both apply.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 
 import relucomp
+from relucomp import _regions
 from _reference import numpy_patterns
 from conftest import enable_x64
 
@@ -466,3 +467,117 @@ def test_value_rtol_is_checked():
             {"kernel": np.ones((2, 1)), "bias": np.zeros(1)}]
   with pytest.raises(ValueError, match="value_rtol"):
     relucomp.linear_pieces_1d(params, 0.0, 1.0, value_rtol=2.0)
+
+
+def _grid_network(peaks_x, peaks_y, amplitude):
+  """Two compositional networks side by side, one per input, outputs summed.
+
+  Its regions on [0, 1]^2 are the rectangles between the breakpoints of the
+  two triangle waves: 2^d x 2^d of them.
+  """
+  towers = [_compositional(peaks, amplitude)[0] for peaks in (peaks_x, peaks_y)]
+  layers = []
+  for i, (a, b) in enumerate(zip(*towers)):
+    ka, kb = np.asarray(a["kernel"], np.float64), np.asarray(b["kernel"], np.float64)
+    if i == len(towers[0]) - 1:
+      kernel = np.concatenate([ka, kb])
+      bias = np.asarray(a["bias"], np.float64) + np.asarray(b["bias"], np.float64)
+    else:
+      kernel = np.zeros((ka.shape[0] + kb.shape[0], ka.shape[1] + kb.shape[1]))
+      kernel[:ka.shape[0], :ka.shape[1]] = ka
+      kernel[ka.shape[0]:, ka.shape[1]:] = kb
+      bias = np.concatenate([np.asarray(a["bias"], np.float64), np.asarray(b["bias"], np.float64)])
+    layers.append({"kernel": kernel, "bias": bias})
+  return layers
+
+
+def test_regions_2d_grid_network_in_either_dtype(dtype):
+  # The dtype-aware zero tolerance: the float32 copy of the weights breaks
+  # the exact cancellations at the valleys by ~1e-7, which float64's 1e-10
+  # would count as slivers; 100 float32 ulp treats them as touches.
+  d = 3
+  rng = np.random.default_rng(11)
+  peaks_x, peaks_y = rng.uniform(0.25, 0.75, d + 1), rng.uniform(0.25, 0.75, d + 1)
+  layers = _grid_network(peaks_x, peaks_y, 0.3)
+  params = [{k: jnp.asarray(v, dtype) for k, v in layer.items()} for layer in layers]
+  parts = relucomp.regions_2d(params, [0.0, 0.0], [1.0, 1.0])
+  assert parts.count == 4 ** d
+  # Independent: the rectangles between the waves' breakpoints.
+  xs = np.concatenate([[0.0], _wave_breakpoints(peaks_x, d), [1.0]])
+  ys = np.concatenate([[0.0], _wave_breakpoints(peaks_y, d), [1.0]])
+  lows = np.array([p.min(axis=0) for p in parts.vertices])
+  highs = np.array([p.max(axis=0) for p in parts.vertices])
+  expected = np.stack(np.meshgrid(xs[:-1], ys[:-1], indexing="ij"), -1).reshape(-1, 2)
+  gap = np.abs(lows[:, None, :] - expected[None, :, :]).max(axis=-1)
+  match = gap.argmin(axis=1)
+  assert len(set(match.tolist())) == 4 ** d                 # one region per rectangle
+  atol = 1e-12 if dtype == np.float64 else 1e-6
+  assert gap.min(axis=1).max() < atol
+  right = np.stack(np.meshgrid(xs[1:], ys[1:], indexing="ij"), -1).reshape(-1, 2)
+  np.testing.assert_allclose(highs, right[match], atol=atol)
+  assert all(len(p) == 4 for p in parts.vertices)
+  np.testing.assert_allclose(sum(_area(p) for p in parts.vertices), 1.0, rtol=1e-12)
+  if dtype == np.float32:
+    # float64's tolerance on the rounded weights finds the slivers.
+    assert relucomp.regions_2d(params, [0.0, 0.0], [1.0, 1.0], value_rtol=1e-10).count > 4 ** d
+
+
+def test_regions_2d_float32_compositional_strips_count_as_float64():
+  params, _, _ = _compositional([0.3, 0.6, 0.45, 0.55, 0.4, 0.5, 0.35], 0.3)
+  layers = [{k: np.asarray(v, np.float64) for k, v in layer.items()} for layer in params]
+  layers[0]["kernel"] = np.concatenate([layers[0]["kernel"], np.zeros((1, 4))])
+  as_f32 = [{k: v.astype(np.float32) for k, v in layer.items()} for layer in layers]
+  f64 = relucomp.regions_2d(layers, [0.0, 0.0], [1.0, 1.0])
+  f32 = relucomp.regions_2d(as_f32, [0.0, 0.0], [1.0, 1.0])
+  assert f64.count == f32.count == 2 ** 6
+  by_position = lambda parts: np.concatenate(parts.patterns, axis=1)[
+      np.argsort([p[:, 0].min() for p in parts.vertices])]
+  np.testing.assert_array_equal(by_position(f64), by_position(f32))
+
+
+def test_regions_2d_value_rtol_is_checked():
+  params = _net([[[1.0], [1.0]], [[1.0]]], [[0.0], [0.0]])
+  for bad in (-1e-3, 1.0, np.nan):
+    with pytest.raises(ValueError, match="value_rtol must be in"):
+      relucomp.regions_2d(params, [0.0, 0.0], [1.0, 1.0], value_rtol=bad)
+  # Zero and explicit values are accepted.
+  assert relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0], value_rtol=0.0).count == 2
+
+
+def _by_pattern(parts, min_area=0.0):
+  """Patterns, areas and maps of the regions larger than ``min_area``, sorted by pattern."""
+  full = np.concatenate(parts.patterns, axis=1)
+  areas = np.array([_area(p) for p in parts.vertices])
+  keep = np.flatnonzero(np.abs(areas) > min_area)
+  order = keep[np.lexsort(full[keep].T[::-1])]
+  return full[order], areas[order], parts.A[order], parts.c[order]
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2 ** 31 - 1), integer=st.booleans(),
+       hidden=st.lists(st.integers(2, 12), min_size=1, max_size=3))
+def test_regions_2d_one_pass_matches_cutting_line_by_line(seed, integer, hidden):
+  # regions_2d cuts a layer in one pass and leaves polygons where lines meet
+  # at vertices or three at a point to line-by-line cutting; doing all of it
+  # line by line gives the same regions. Small integer weights make lines
+  # through lattice points, corners and common points; there the vertices'
+  # roundoff (which differs between the two) can still decide slivers of
+  # area ~1e-16, so regions below 1e-9 are left out of the comparison.
+  rng = np.random.default_rng(seed)
+  widths = [2, *hidden, 1]
+  if integer:
+    params = _net([rng.integers(-2, 3, (a, b)).astype(float) for a, b in zip(widths, widths[1:])],
+                  [rng.integers(-1, 2, b).astype(float) for b in widths[1:]])
+  else:
+    params = _random_net(rng, widths)
+  fast = relucomp.regions_2d(params, [-2.0, -2.0], [2.0, 2.0])
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(_regions, "_refine",
+                  lambda cells, p, rtol: _regions._sequential(cells.v, cells.cnt, p, rtol))
+    slow = relucomp.regions_2d(params, [-2.0, -2.0], [2.0, 2.0])
+  if not integer:
+    assert fast.count == slow.count
+  for a, b in zip(_by_pattern(fast, 1e-9), _by_pattern(slow, 1e-9)):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+  for parts in (fast, slow):
+    np.testing.assert_allclose(sum(_area(p) for p in parts.vertices), 16.0, rtol=1e-12)
