@@ -5,6 +5,9 @@ Run from the repository root:
     .venv/bin/python benchmarks/regions.py            # quick (default)
     .venv/bin/python benchmarks/regions.py --full     # every size of the issue
 
+(``pip install regioncam`` for the comparison; the full 2-D grid is widths
+16, 32, 64, 128 by depths 2, 3, 4, two networks each, seven runs.)
+
 Parts:
 
 1. 1-D: ``linear_pieces_1d`` on compositional networks of depth 8..20 (2^d
@@ -12,10 +15,14 @@ Parts:
 2. 2-D: ``regions_2d`` on random two-input MLPs (PyTorch's default
    ``nn.Linear`` initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
    weights and biases) on [-1, 1]^2, side by side with regioncam (an
-   optional package, float32) when it is installed. Where the counts differ,
-   the number of our regions too small for float32 to resolve is shown.
-3. The compositional network at d = 8 in 1-D: our count on the float64
-   weights and on the same weights rounded to float32, and regioncam's.
+   optional package, float32) when it is installed: counts, median wall and
+   CPU times of interleaved runs and their ratios, per network and as a
+   width x depth table. Where the counts differ, the number of our regions
+   too small for float32 to resolve is shown.
+3. Rounding to float32: the compositional network at d = 8 in 1-D and a
+   grid of two compositional towers at d = 4 in 2-D, counted on the float64
+   weights, on the float32-rounded weights (exactly, and with the dtype-aware
+   default tolerance), and by regioncam.
 4. Pieces versus depth (width 4, the compositional architecture) for the
    compositional network and for random networks with the default and a
    RAAI-like initialisation; a 2-D partition picture; neuron plots.
@@ -169,6 +176,22 @@ def part_1d(depths, repeats):
   return rows
 
 
+def timed_pair(fns, repeats):
+  """Runs the functions in turn ``repeats`` times (interleaved, so load drift
+  hits both alike); returns each one's last result and median wall and CPU
+  seconds."""
+  walls = [[] for _ in fns]
+  cpus = [[] for _ in fns]
+  results = [None for _ in fns]
+  for _ in range(repeats):
+    for i, fn in enumerate(fns):
+      w, c = time.perf_counter(), time.process_time()
+      results[i] = fn()
+      walls[i].append(time.perf_counter() - w)
+      cpus[i].append(time.process_time() - c)
+  return [(r, float(np.median(w)), float(np.median(c))) for r, w, c in zip(results, walls, cpus)]
+
+
 def part_2d(widths, depths, seeds, repeats):
   rows = []
   for w in widths:
@@ -176,11 +199,14 @@ def part_2d(widths, depths, seeds, repeats):
       for seed in seeds:
         rng = np.random.default_rng(1000 * w + 10 * d + seed)
         params = default_init(rng, [2] + [w] * d + [1])
-        ours, wall, _ = timed(lambda: relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0]),
-                              repeats)
+        fns = [lambda: relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0])]
+        if regioncam is not None:
+          fns.append(lambda: regioncam_2d(params))
+        timings = timed_pair(fns, repeats)
+        ours, wall, cpu = timings[0]
         areas = np.array([polygon_area(p) for p in ours.vertices])
         row = {"width": w, "depth": d, "seed": seed, "ours": ours.count, "ours_s": wall,
-               "area_sum": float(areas.sum()), "min_area": float(areas.min()),
+               "ours_cpu_s": cpu, "area_sum": float(areas.sum()), "min_area": float(areas.min()),
                "tiny_regions": int(np.sum(areas < 1e-9)),
                # Weights rounded to float32 (what regioncam is given), counted
                # exactly: separates rounding of weights from float32 arithmetic.
@@ -188,27 +214,40 @@ def part_2d(widths, depths, seeds, repeats):
                    [{k: np.asarray(v, np.float32).astype(np.float64) for k, v in layer.items()}
                     for layer in params], [-1.0, -1.0], [1.0, 1.0]).count}
         if regioncam is not None:
-          count, rc_wall, _ = timed(lambda: regioncam_2d(params), repeats)
-          row.update(regioncam=int(count), regioncam_s=rc_wall)
+          count, rc_wall, rc_cpu = timings[1]
+          row.update(regioncam=int(count), regioncam_s=rc_wall, regioncam_cpu_s=rc_cpu,
+                     ratio=rc_wall / wall, ratio_cpu=rc_cpu / cpu)
           _, theirs = regioncam_2d(params, with_patterns=True)
           row.update(disagreement(ours, theirs, areas))
         rows.append(row)
-  print(f"\n2-D: default-initialised MLPs with 2 inputs on [-1, 1]^2, median of {repeats} runs")
+        print(f"  width {w:>3} depth {d} seed {seed}: {ours.count} regions, {1e3 * wall:.2f} ms"
+              + (f" (regioncam {row['regioncam']} faces, {1e3 * row['regioncam_s']:.2f} ms)"
+                 if regioncam is not None else ""), flush=True)
+  print(f"\n2-D: default-initialised MLPs with 2 inputs on [-1, 1]^2, median of {repeats} runs "
+        "(relucomp and regioncam interleaved)")
   if regioncam is None:
     print("regioncam is not installed (pip install regioncam): showing relucomp only.")
-  print(f"{'width':>5} {'depth':>5} {'seed':>4} {'ours':>7} {'ours f32w':>9} {'regioncam':>9} "
-        f"{'diff':>5} {'<1e-9 area':>10} {'ours s':>8} {'regioncam s':>11} {'speed ratio':>11}")
+  print(f"{'width':>5} {'depth':>5} {'seed':>4} {'ours':>7} {'regioncam':>9} {'diff':>5} "
+        f"{'ours f32w':>9} {'<1e-9 area':>10} {'ours ms':>9} {'regioncam ms':>12} "
+        f"{'ratio':>6} {'ratio cpu':>9}")
   for r in rows:
-    rc_count = r.get("regioncam")
-    rc_text = f"{rc_count:>9}" if rc_count is not None else f"{'-':>9}"
-    diff = f"{rc_count - r['ours']:>5}" if rc_count is not None else f"{'-':>5}"
-    rc_s = f"{r['regioncam_s']:>11.4f}" if rc_count is not None else f"{'-':>11}"
-    ratio = (f"{r['regioncam_s'] / r['ours_s']:>11.2f}" if rc_count is not None
-             else f"{'-':>11}")
+    has_rc = r.get("regioncam") is not None
+    dash = lambda width: f"{'-':>{width}}"
     print(f"{r['width']:>5} {r['depth']:>5} {r['seed']:>4} {r['ours']:>7} "
-          f"{r['ours_f32_weights']:>9} {rc_text} {diff} {r['tiny_regions']:>10} "
-          f"{r['ours_s']:>8.4f} {rc_s} {ratio}")
-  print("(speed ratio = regioncam time / relucomp time; > 1 means relucomp is faster)")
+          + (f"{r['regioncam']:>9} {r['regioncam'] - r['ours']:>5} " if has_rc
+             else f"{dash(9)} {dash(5)} ")
+          + f"{r['ours_f32_weights']:>9} {r['tiny_regions']:>10} {1e3 * r['ours_s']:>9.2f} "
+          + (f"{1e3 * r['regioncam_s']:>12.2f} {r['ratio']:>6.2f} {r['ratio_cpu']:>9.2f}"
+             if has_rc else f"{dash(12)} {dash(6)} {dash(9)}"))
+  print("(ratio = regioncam time / relucomp time, wall clock; ratio cpu: the same in CPU "
+        "time; > 1 means relucomp is faster)")
+  if regioncam is not None:
+    print("\nMedian ratio (wall) per cell over the networks; rows: width, columns: depth")
+    print(f"{'':>5}" + "".join(f"{d:>8}" for d in depths))
+    for w in widths:
+      cells = [np.median([r["ratio"] for r in rows if r["width"] == w and r["depth"] == d])
+               for d in depths]
+      print(f"{w:>5}" + "".join(f"{c:>8.2f}" for c in cells))
   for r in rows:
     if r.get("ours_not_in_regioncam") or r.get("regioncam_not_in_ours"):
       print(f"  width {r['width']} depth {r['depth']} seed {r['seed']}: "
@@ -219,23 +258,70 @@ def part_2d(widths, depths, seeds, repeats):
   return rows
 
 
+def grid_params(rng, d, *, amplitude=0.25):
+  """Two compositional towers side by side, one per input, outputs summed:
+  on [0, 1]^2 its regions are the 2^d x 2^d rectangles between the
+  breakpoints of the two triangle waves."""
+  towers = [compositional_params(rng, d, amplitude=amplitude) for _ in range(2)]
+  layers = []
+  for i, (a, b) in enumerate(zip(*towers)):
+    if i == d:
+      layers.append({"kernel": np.concatenate([a["kernel"], b["kernel"]]),
+                     "bias": a["bias"] + b["bias"]})
+      continue
+    kernel = np.zeros((a["kernel"].shape[0] + b["kernel"].shape[0], 8))
+    kernel[:a["kernel"].shape[0], :4] = a["kernel"]
+    kernel[a["kernel"].shape[0]:, 4:] = b["kernel"]
+    layers.append({"kernel": kernel, "bias": np.concatenate([a["bias"], b["bias"]])})
+  return layers
+
+
+def regioncam_2d_on(params, lo, hi):
+  """regioncam's face count on the square [lo, hi]^2 (Regioncam(1.0) covers
+  [-1, 1]^2; a first linear layer maps it onto the square)."""
+  cam = regioncam.Regioncam(1.0)
+  cam.linear(np.eye(2, dtype=np.float32) * np.float32((hi - lo) / 2),
+             np.full(2, (lo + hi) / 2, np.float32))
+  for i, layer in enumerate(params):
+    cam.linear(np.asarray(layer["kernel"], np.float32), np.asarray(layer["bias"], np.float32))
+    if i < len(params) - 1:
+      cam.relu()
+  return cam.num_faces
+
+
 def part_compositional_d8():
+  """Rounding to float32: the compositional network at d = 8 (1-D) and the
+  grid of two towers at d = 4 (2-D), counted exactly on the float64 weights,
+  on the float32-rounded weights (in float64 with float64's tolerance, and as
+  float32 arrays with the dtype-aware default), and by regioncam."""
   rows = []
   for seed in range(3):
-    params = compositional_params(np.random.default_rng(seed), 8)
-    f32 = [{k: np.asarray(v, np.float32).astype(np.float64) for k, v in layer.items()}
-           for layer in params]
-    row = {"seed": seed,
-           "ours": relucomp.linear_pieces_1d(params, 0.0, 1.0, merge=False).count,
-           "ours_f32_weights": relucomp.linear_pieces_1d(f32, 0.0, 1.0, merge=False).count}
-    if regioncam is not None:
-      row["regioncam"] = int(regioncam_1d(params, 0.0, 1.0))
-    rows.append(row)
-  print("\nCompositional network, d = 8, activation regions on [0, 1] (2^8 = 256)")
-  print(f"{'seed':>4} {'ours (f64 weights)':>19} {'ours (f32 weights)':>19} {'regioncam (f32)':>16}")
+    for dim, d in (("1-D", 8), ("2-D", 4)):
+      rng = np.random.default_rng(seed)
+      params = compositional_params(rng, d) if dim == "1-D" else grid_params(rng, d)
+      f32 = [{k: np.asarray(v, np.float32) for k, v in layer.items()} for layer in params]
+      f32_in_f64 = [{k: v.astype(np.float64) for k, v in layer.items()} for layer in f32]
+      if dim == "1-D":
+        count = lambda p, **kw: relucomp.linear_pieces_1d(p, 0.0, 1.0, merge=False, **kw).count
+      else:
+        count = lambda p, **kw: relucomp.regions_2d(p, [0.0, 0.0], [1.0, 1.0], **kw).count
+      row = {"seed": seed, "input": dim, "depth": d, "exact": (2 if dim == "1-D" else 4) ** d,
+             "ours": count(params), "ours_f32_weights": count(f32_in_f64),
+             "ours_f32_dtype_tolerance": count(f32)}
+      if regioncam is not None:
+        row["regioncam"] = int(regioncam_1d(params, 0.0, 1.0) if dim == "1-D"
+                               else regioncam_2d_on(params, 0.0, 1.0))
+      rows.append(row)
+  print("\nRounding to float32: activation regions of the compositional network (1-D, d = 8, "
+        "on [0, 1]) and of the grid of two towers (2-D, d = 4, on [0, 1]^2)")
+  print(f"{'seed':>4} {'input':>5} {'exact':>6} {'ours f64':>8} {'ours f32 (1e-10)':>16} "
+        f"{'ours f32 (dtype)':>16} {'regioncam (f32)':>15}")
   for r in rows:
-    rc_text = r.get("regioncam", "-")
-    print(f"{r['seed']:>4} {r['ours']:>19} {r['ours_f32_weights']:>19} {rc_text:>16}")
+    print(f"{r['seed']:>4} {r['input']:>5} {r['exact']:>6} {r['ours']:>8} "
+          f"{r['ours_f32_weights']:>16} {r['ours_f32_dtype_tolerance']:>16} "
+          f"{r.get('regioncam', '-'):>15}")
+  print("(f32 (1e-10): the rounded weights in float64 with float64's zero tolerance, i.e. the "
+        "rounded network counted exactly; f32 (dtype): float32 arrays, default tolerance)")
   return rows
 
 
@@ -322,7 +408,7 @@ def main(argv=None):
   one_d = part_1d(list(range(8, 21)) if full else [8, 12, 16, 20], repeats=5 if full else 3)
   two_d = part_2d([16, 32, 64, 128] if full else [16, 32, 64],
                   [2, 3, 4] if full else [2, 3],
-                  [0, 1] if full else [0], repeats=3 if full else 1)
+                  [0, 1] if full else [0], repeats=7 if full else 3)
   comp8 = part_compositional_d8()
   samples = 30 if full else 10
   depths, curves = part_depth_curves(20 if full else 12, samples=samples)

@@ -1016,8 +1016,9 @@ def _next_maps(maps: np.ndarray, cells: _Cells, kernel: np.ndarray, bias: np.nda
   neurons and applies the next layer.
   """
   f, m = cells.active.shape
-  masked = (maps[cells.src] * cells.active[:, None, :]).reshape(3 * f, m)
-  out = _blocked_matmul(masked, kernel).reshape(f, 3, kernel.shape[1])
+  masked = np.take(maps, cells.src, axis=0)
+  masked *= cells.active[:, None, :]
+  out = _blocked_matmul(masked.reshape(3 * f, m), kernel).reshape(f, 3, kernel.shape[1])
   out[:, 2, :] += bias
   return out
 
