@@ -451,8 +451,10 @@ def _select(cells: _Cells, keep: np.ndarray) -> _Cells:
 # may reach the polygon's bounding box.
 _CHUNK_POLYGONS = 4096
 _DENSE = 1 << 14
-# The sign tests at new corners use twice the zero tolerance (see _arrangement).
+# The sign tests at new corners use twice the zero tolerance (see _cut).
 _NEAR = 2.0
+# Polygons are grouped by their number of lines when a chunk has this many lines.
+_GROUPED = 2048
 
 
 def _vertex_values(v: np.ndarray, p: np.ndarray, rtol: float):
@@ -562,9 +564,9 @@ def _arrangement(v: np.ndarray, cnt: np.ndarray, p: np.ndarray, rtol: float
     keep = ~hard[pi]
     pi, ni, zl, tol, change = pi[keep], ni[keep], zl[:, keep], tol[keep], change[:, keep]
   per = np.bincount(pi, minlength=f)
-  parts = [_select(whole, (per == 0) & ~hard)]
-  # Polygons with about the same number of lines together: _cut's tables
-  # are as wide as the most lines in one polygon.
+  parts = [_select(whole, (per == 0) & ~hard)]       # uncut polygons are cells
+  # Polygons with about the same number of lines together (in large chunks):
+  # _cut's tables are as wide as the most lines in one polygon.
   size = np.ceil(np.log2(np.maximum(per, 1))).astype(np.int64)
   groups = ([per > 0] if pi.size < _GROUPED or size.max() < 3 else
             [(per > 0) & (size <= 2)] + [size == s for s in range(3, int(size.max()) + 1)])
@@ -579,10 +581,6 @@ def _arrangement(v: np.ndarray, cnt: np.ndarray, p: np.ndarray, rtol: float
     hard[which[bad]] = True
     parts.append(cells._replace(src=which[cells.src]))
   return _concat_cells(parts), hard
-
-
-# Polygons are grouped by their number of lines when a chunk has this many.
-_GROUPED = 2048
 
 
 def _cut(v: np.ndarray, cnt: np.ndarray, act: np.ndarray, pi: np.ndarray, ni: np.ndarray,
@@ -693,11 +691,13 @@ def _cut(v: np.ndarray, cnt: np.ndarray, act: np.ndarray, pi: np.ndarray, ni: np
   # beside its line, each meeting point in the 4 around it (the signs of the
   # lines through it, zero so far, set both ways).
   vk, vp = np.nonzero(np.arange(k)[:, None] < cnt)
-  key_v = _keys((zl[vk, np.take(table, vp, axis=1)] > 0) & np.take(own, vp, axis=1))
   key_new = _keys((z_new > 0) & own_new)
-  words = key_v.shape[0]
+  words = key_new.shape[0]
   bit = np.zeros((words, n_lines), dtype=np.int64)
   bit[rank // 52, ids] = np.left_shift(1, rank % 52)
+  # An old vertex's key: its polygon's lines' bits summed, for every vertex
+  # slot at once (lines are sorted by polygon).
+  key_v = np.stack([np.add.reduceat((zl > 0) * word, first, axis=1) for word in bit])[:, vk, vp]
   key_x = key_new[:, :2 * n_lines]
   key_m = key_new[:, 2 * n_lines:]
   bit1, bit2 = bit[:, c1], bit[:, c2]
@@ -750,8 +750,12 @@ def _cut(v: np.ndarray, cnt: np.ndarray, act: np.ndarray, pi: np.ndarray, ni: np
   v_c[1][slot, cell] = ys
   # Activation patterns: the polygon's, with its lines' signs on the cell.
   active = act[src]
-  cl, cr = np.nonzero(np.take(own, src, axis=1))
-  active[cr, ni[table[cl, src[cr]]]] = (keys[cl // 52, starts[cr]] >> (cl % 52)) & 1
+  lines_c = per[src]                                  # (cell, local line) pairs
+  cr = np.repeat(np.arange(n_cells), lines_c)
+  cl = np.arange(cr.size) - np.repeat(np.cumsum(lines_c) - lines_c, lines_c)
+  cell_keys = keys[:, starts]
+  bits = (cell_keys[0, cr] >> cl if words == 1 else cell_keys[cl // 52, cr] >> (cl % 52)) & 1
+  active[cr, ni[first[src][cr] + cl]] = bits
   cells = _Cells(v=v_c, cnt=cnt_c, src=src, active=active)
 
   # Euler's count of the faces of a simple arrangement, per polygon.
@@ -927,8 +931,8 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
   from their corners); polygons where lines meet at a vertex or at a
   common point are cut one line at a time. Both follow the rules below.
 
-  Tie and tolerance rules (deterministic): a pre-activation within
-  ``value_rtol`` of ``|a_0 y_0| + |a_1 y_1| + |b|`` at a vertex counts as
+  Tie and tolerance rules (deterministic): a pre-activation of at most
+  ``value_rtol`` times ``|a_0 y_0| + |a_1 y_1| + |b|`` at a vertex counts as
   zero there, i.e. the line passes exactly through that vertex; so lines
   through existing vertices (several lines through one point, lines through
   the rectangle's corners) and lines along an edge or only touching a
