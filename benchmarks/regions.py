@@ -406,9 +406,10 @@ def main(argv=None):
         f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
         f"regioncam {'installed' if regioncam is not None else 'not installed'}")
   one_d = part_1d(list(range(8, 21)) if full else [8, 12, 16, 20], repeats=5 if full else 3)
+  repeats_2d = 7 if full else 3
   two_d = part_2d([16, 32, 64, 128] if full else [16, 32, 64],
                   [2, 3, 4] if full else [2, 3],
-                  [0, 1] if full else [0], repeats=7 if full else 3)
+                  [0, 1] if full else [0], repeats=repeats_2d)
   comp8 = part_compositional_d8()
   samples = 30 if full else 10
   depths, curves = part_depth_curves(20 if full else 12, samples=samples)
@@ -417,7 +418,8 @@ def main(argv=None):
   record = {"mode": "full" if full else "quick",
             "regioncam": (getattr(regioncam, "__version__", "installed")
                           if regioncam else None),
-            "one_d": one_d, "two_d": two_d, "compositional_d8": comp8,
+            "one_d": one_d, "two_d": two_d, "two_d_repeats": repeats_2d,
+            "compositional_d8": comp8,
             "pieces_vs_depth": {"depths": depths, "samples": samples, **curves}}
   size = ("full" if full else "quick") + (
       f": 1-D depths {one_d[0]['depth']} to {one_d[-1]['depth']}, 2-D widths "
@@ -441,16 +443,43 @@ def markdown(record):
                  f"{r['wall_s_no_merge']:.4f} | {r['ns_per_piece']:.0f} |")
   with_rc = record["regioncam"] is not None
   lines += ["", "**2-D: default-initialised MLPs with two inputs on $[-1, 1]^2$**, "
-            "`regions_2d`" + (", beside regioncam (float32)" if with_rc else "") + ":", "",
-            "| width | depth | seed | regions | regions, float32 weights | area < 1e-9 | s |"
-            + (" regioncam | regioncam s |" if with_rc else ""),
-            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if with_rc else "")]
+            "`regions_2d`" + (", beside regioncam (float32)" if with_rc else "")
+            + f", median of {record['two_d_repeats']} runs"
+            + (" (the two in turn); ratio: regioncam's time over relucomp's, > 1 when "
+               "relucomp is faster" if with_rc else "") + ":", "",
+            "| width | depth | seed | regions | regions, float32 weights | area < 1e-9 | ms |"
+            + (" regioncam | regioncam ms | ratio | ratio (CPU time) |" if with_rc else ""),
+            "| --- | --- | --- | --- | --- | --- | --- |"
+            + (" --- | --- | --- | --- |" if with_rc else "")]
   for r in record["two_d"]:
     row = (f"| {r['width']} | {r['depth']} | {r['seed']} | {r['ours']:,} | "
-           f"{r['ours_f32_weights']:,} | {r['tiny_regions']} | {r['ours_s']:.3f} |")
+           f"{r['ours_f32_weights']:,} | {r['tiny_regions']} | {1e3 * r['ours_s']:.2f} |")
     if with_rc:
-      row += f" {r['regioncam']:,} | {r['regioncam_s']:.3f} |"
+      row += (f" {r['regioncam']:,} | {1e3 * r['regioncam_s']:.2f} | {r['ratio']:.2f} | "
+              f"{r['ratio_cpu']:.2f} |")
     lines.append(row)
+  if with_rc:
+    widths = sorted({r["width"] for r in record["two_d"]})
+    depths_2d = sorted({r["depth"] for r in record["two_d"]})
+    lines += ["", "Median ratio (wall clock) over the networks of each width (rows) and depth "
+              "(columns):", "",
+              "| width | " + " | ".join(f"depth {d}" for d in depths_2d) + " |",
+              "| --- |" + " --- |" * len(depths_2d)]
+    for w in widths:
+      lines.append(f"| {w} | " + " | ".join(
+          f"{np.median([r['ratio'] for r in record['two_d'] if (r['width'], r['depth']) == (w, d)]):.2f}"
+          for d in depths_2d) + " |")
+  lines += ["", "**Rounding to float32**: activation regions of the compositional network "
+            "(1-D, $d = 8$, on [0, 1]) and of a grid of two compositional towers (2-D, $d = 4$, "
+            "on $[0, 1]^2$); *f32, 1e-10*: the rounded weights counted exactly (float64's zero "
+            "tolerance), *f32, dtype*: float32 arrays with the dtype-aware default:", "",
+            "| seed | input | exact | float64 weights | f32, 1e-10 | f32, dtype |"
+            + (" regioncam (float32) |" if with_rc else ""),
+            "| --- | --- | --- | --- | --- | --- |" + (" --- |" if with_rc else "")]
+  for r in record["compositional_d8"]:
+    lines.append(f"| {r['seed']} | {r['input']} | {r['exact']:,} | {r['ours']:,} | "
+                 f"{r['ours_f32_weights']:,} | {r['ours_f32_dtype_tolerance']:,} |"
+                 + (f" {r['regioncam']:,} |" if with_rc else ""))
   curves = record["pieces_vs_depth"]
   lines += ["", f"**Pieces on [0, 1] against depth** (width 4; random initialisations: "
             f"{curves['samples']} networks per depth, mean and max):", "",
