@@ -114,19 +114,22 @@ def _scalar(value: Any, name: str) -> float:
   return out
 
 
+# OpenBLAS runs a product of at most this many multiply-adds on one thread.
+_ONE_THREAD = 1 << 18
+
+
 def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-  """``a @ w`` for a tall ``a`` and a small ``w``.
+  """``a @ w`` for a tall ``a`` and a small ``w``, in row blocks BLAS runs on one thread.
 
   A multithreaded BLAS spends more time waking threads than multiplying a
-  ``(10^6, 4) @ (4, 4)`` product (several times slower on a busy machine),
-  so narrow layers are multiplied in row blocks small enough to run on one
-  thread; wide layers go to BLAS in one call.
+  small product such as ``(10^6, 4) @ (4, 4)`` (milliseconds on a busy
+  machine), so products of up to 64 one-thread blocks are split into those
+  blocks; bigger ones go to BLAS in one call.
   """
-  n, m = w.shape
-  if n * m > 64 or a.shape[0] <= 8192:
+  rows = max(1, _ONE_THREAD // (w.shape[0] * w.shape[1]))
+  if a.shape[0] <= rows or a.shape[0] > 64 * rows:
     return a @ w
-  rows = 65536 // (n * m)
-  out = np.empty((a.shape[0], m))
+  out = np.empty((a.shape[0], w.shape[1]), np.result_type(a, w))
   for start in range(0, a.shape[0], rows):
     np.matmul(a[start:start + rows], w, out=out[start:start + rows])
   return out
@@ -496,7 +499,7 @@ def _keys(bits: np.ndarray) -> np.ndarray:
   """Columns of booleans ``(width, N)`` as integers ``(words, N)``, 52 bits each.
 
   Row ``r`` is bit ``r % 52`` of word ``r // 52`` (summed exactly in
-  float64, without BLAS: see :func:`_blocked_matmul`).
+  float64, without BLAS: see :func:`matmul`).
   """
   width = bits.shape[0]
   words = max(1, -(-width // 52))
@@ -1022,26 +1025,6 @@ def _next_maps(maps: np.ndarray, cells: _Cells, kernel: np.ndarray, bias: np.nda
   f, m = cells.active.shape
   masked = np.take(maps, cells.src, axis=0)
   masked *= cells.active[:, None, :]
-  out = _blocked_matmul(masked.reshape(3 * f, m), kernel).reshape(f, 3, kernel.shape[1])
+  out = matmul(masked.reshape(3 * f, m), kernel).reshape(f, 3, kernel.shape[1])
   out[:, 2, :] += bias
-  return out
-
-
-# OpenBLAS runs a product of at most this many multiply-adds on one thread.
-_ONE_THREAD = 1 << 18
-
-
-def _blocked_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-  """``a @ w``, in row blocks that a multithreaded BLAS runs on one thread.
-
-  Waking BLAS threads costs more than a small product (milliseconds on a
-  busy machine), so products of up to 64 blocks are split; bigger ones go
-  to BLAS in one call.
-  """
-  rows = max(1, _ONE_THREAD // (w.shape[0] * w.shape[1]))
-  if a.shape[0] <= rows or a.shape[0] > 64 * rows:
-    return a @ w
-  out = np.empty((a.shape[0], w.shape[1]))
-  for start in range(0, a.shape[0], rows):
-    np.matmul(a[start:start + rows], w, out=out[start:start + rows])
   return out
