@@ -7,7 +7,6 @@ of the plain MLP built from it. Both stages run in one ``lax.scan``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Optional, Sequence, Union
 
@@ -183,7 +182,7 @@ def _apply(params: Params, t: jax.Array) -> jax.Array:
 
 def _fold(params: Params, norm: dict) -> Params:
   """MLP on (t, z) -> MLP on raw (x, y): t = tscale x + tshift, y = ylo + yscale z."""
-  first, last = params[0], params[-1]
+  first = params[0]
   out = [{"kernel": first["kernel"] * norm["tscale"],
           "bias": first["bias"] + norm["tshift"] * first["kernel"][0]}]
   out += [dict(layer) for layer in params[1:]]

@@ -10,7 +10,6 @@ from flax import nnx
 
 import relucomp
 from relucomp import _beyond, _training
-from conftest import enable_x64
 from test_layer import _closed_form_np, _layer_reference
 
 DEPTH = 2
