@@ -53,12 +53,6 @@ def _stage2(params, x, y, optimizer, steps):
   return loss(p)
 
 
-def _adam(lr, b1, steps):
-  unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, min(_training.WARMUP_STEPS, steps // 10),
-                                            steps, 1e-3)
-  return optax.adam(lambda n: lr * unit(n), b1=b1, b2=0.99)
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--curves", default="x^3,x^11", help="comma-separated, or 'all'")
@@ -88,7 +82,8 @@ def main(argv=None):
     settings = [("adam", b1, lr, args.steps) for b1 in b1s for lr in lrs]
     settings += [("lbfgs", None, None, args.steps), ("lbfgs", None, None, args.long)]
     for kind, b1, lr, steps in settings:
-      opt = _adam(lr * rel, b1, steps) if kind == "adam" else optax.lbfgs()
+      opt = (_training._default_optimizer(lr * rel, steps, warmup=True, b1=b1)
+             if kind == "adam" else optax.lbfgs())
       mse = float(run(start.params, x, y, opt, steps))
       entry["runs"].append({"optimizer": kind, "b1": b1, "relative_lr": lr, "steps": steps,
                             "mse": mse})

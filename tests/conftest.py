@@ -1,8 +1,11 @@
-"""Shared fixtures: a seeded key and a float64 switch."""
+"""Shared fixtures: a seeded key, a float64 switch, and loading scripts by path."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
+import types
 
 import jax
 import numpy as np
@@ -23,6 +26,14 @@ def enable_x64(enabled: bool = True):
     yield
   finally:
     jax.config.update("jax_enable_x64", previous)
+
+
+def load_script(path: str | os.PathLike, name: str) -> types.ModuleType:
+  """Imports the Python file at ``path`` (a benchmark or docs hook) as module ``name``."""
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 _DIR = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
 
@@ -16,11 +16,7 @@ _DIR = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
 def _load(name):
   if _DIR not in sys.path:
     sys.path.insert(0, _DIR)      # stage2_sweep imports paper_tables
-  spec = importlib.util.spec_from_file_location(f"{name}_benchmark",
-                                                os.path.join(_DIR, f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_script(os.path.join(_DIR, f"{name}.py"), f"{name}_benchmark")
 
 
 @pytest.fixture(scope="module")

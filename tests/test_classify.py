@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 _PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "classify.py")
 
 
 def _load_script():
-  spec = importlib.util.spec_from_file_location("classify_benchmark", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_script(_PATH, "classify_benchmark")
 
 
 def _write_batch(path, n, rng):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import ast
 import doctest
-import importlib.util
 import inspect
 import pathlib
 import re
 
 import jax
 import pytest
+from conftest import load_script
 
 import relucomp
 
@@ -26,11 +26,7 @@ PAGES_WITH_CODE = [p for p in PAGES if _FENCE.search(p.read_text())]
 
 
 def _load_generator():
-  spec = importlib.util.spec_from_file_location(
-      "api_reference", DOCS / "_hooks" / "api_reference.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_script(DOCS / "_hooks" / "api_reference.py", "api_reference")
 
 
 def _constant_docstring(name: str) -> str:

@@ -9,7 +9,6 @@ hand.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -17,6 +16,7 @@ import shlex
 
 import jax
 import pytest
+from conftest import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -33,9 +33,7 @@ def _script(path: pathlib.Path):
   if path not in _SCRIPTS:
     x64 = jax.config.jax_enable_x64
     try:
-      spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
-      module = importlib.util.module_from_spec(spec)
-      spec.loader.exec_module(module)
+      module = load_script(path, f"benchmark_{path.stem}")
     finally:
       jax.config.update("jax_enable_x64", x64)
     _SCRIPTS[path] = module
