@@ -68,18 +68,47 @@ Params = list
 # -- helpers -----------------------------------------------------------------
 
 def _run(loss_fn: Callable[[Any], jax.Array], params: Any,
-         tx: optax.GradientTransformation, steps: int) -> tuple[Any, jax.Array]:
-  """``steps`` optimiser steps in one ``lax.scan``; returns params, losses."""
+         tx: optax.GradientTransformation, steps: int,
+         keep: bool = False) -> tuple[Any, jax.Array, Any]:
+  """``steps`` optimiser steps in one ``lax.scan``.
+
+  Returns the params, the loss before each step and, with ``keep``, the
+  params after every step stacked along a leading axis (else ``None``).
+  """
   state = tx.init(params)
 
   def step(carry, _):
     p, s = carry
     loss, grads = jax.value_and_grad(loss_fn)(p)
     updates, s = tx.update(grads, s, p)
-    return (optax.apply_updates(p, updates), s), loss
+    p = optax.apply_updates(p, updates)
+    return (p, s), (loss, p if keep else None)
 
-  (params, _), losses = jax.lax.scan(step, (params, state), None, length=steps)
-  return params, losses
+  (params, _), (losses, traj) = jax.lax.scan(step, (params, state), None, length=steps)
+  return params, losses, traj
+
+
+def _snapshots(every: int | None, n1: int, n2: int, start: Params,
+               traj1: Any, to_mlp1: Callable[[Any], Params],
+               traj2: Any, to_mlp2: Callable[[Any], Params]) -> Params | None:
+  """The raw-scale MLPs after ``0, every, 2 every, ...`` steps of both stages.
+
+  ``traj1``/``traj2`` hold the parameters after every step of stage 1 and
+  stage 2 (from :func:`_run` with ``keep=True``); ``to_mlp1``/``to_mlp2``
+  turn one of them into the plain MLP, ``start`` is the starting MLP.
+  The snapshots are stacked along a leading axis (as for the 1-D methods).
+  """
+  if every is None:
+    return None
+  marks = range(every, n1 + n2 + 1, every)
+  first = [s - 1 for s in marks if s <= n1]
+  second = [s - n1 - 1 for s in marks if s > n1]
+  parts = [jax.tree.map(lambda a: a[None], start)]
+  for idx, traj, to_mlp in ((first, traj1, to_mlp1), (second, traj2, to_mlp2)):
+    if idx:
+      picked = jax.tree.map(lambda a, i=jnp.asarray(idx): a[i], traj)
+      parts.append(jax.vmap(to_mlp)(picked))
+  return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
 def fold_affine(params: Params, *, in_shift: jax.Array, in_scale: jax.Array,
@@ -185,20 +214,26 @@ def _dc_initial(key: jax.Array, t: jax.Array, z: jax.Array, depth: int) -> dict:
           "slope": coef[1], "bias": coef[0]}
 
 
-@functools.partial(jax.jit, static_argnames=("depth", "n1", "n2", "optimizer"))
-def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer):
+@functools.partial(jax.jit, static_argnames=("depth", "n1", "n2", "optimizer", "track"))
+def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
   norm = _normalise_1d(x, y)
   t = x * norm["tscale"] + norm["tshift"]
   z = (y - norm["ylo"]) / norm["yscale"]
   opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
-  p = _dc_initial(key, t, z, depth)
-  p, hist1 = _run(lambda q: jnp.mean((_dc_closed(t, _dc_model(q)) - z) ** 2), p, opt1, n1)
+  p0 = _dc_initial(key, t, z, depth)
+  keep = track is not None
+  p, hist1, traj1 = _run(lambda q: jnp.mean((_dc_closed(t, _dc_model(q)) - z) ** 2), p0,
+                         opt1, n1, keep)
   pretrained = _dc_model(p)
-  mlp, hist2 = _run(lambda q: _mse(q, t[:, None], z), _dc_mlp(pretrained), opt2, n2)
+  mlp, hist2, traj2 = _run(lambda q: _mse(q, t[:, None], z), _dc_mlp(pretrained), opt2,
+                           n2, keep)
   params = _training._fold(mlp, norm)
+  from_stage1 = lambda q: _training._fold(_dc_mlp(_dc_model(q)), norm)
+  snapshots = _snapshots(track, n1, n2, from_stage1(p0), traj1, from_stage1, traj2,
+                         lambda q: _training._fold(q, norm))
   return _finish(params, x[:, None], y, jnp.concatenate([hist1, hist2]), norm["yscale"],
                  pretrained=pretrained, interval=jnp.stack([norm["lo"], norm["hi"]]),
-                 y_range=jnp.stack([norm["ylo"], norm["yhi"]]), lr=lr)
+                 y_range=jnp.stack([norm["ylo"], norm["yhi"]]), lr=lr, snapshots=snapshots)
 
 
 def _normalise_1d(x, y):
@@ -211,20 +246,21 @@ def _normalise_1d(x, y):
           "yscale": jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), dtype))}
 
 
-def _finish(params, x, y, history, yscale, *, pretrained, interval, y_range, lr):
+def _finish(params, x, y, history, yscale, *, pretrained, interval, y_range, lr,
+            snapshots=None):
   history = history * yscale ** 2
   mse = _mse(params, x, y)
   diverged = ~(jnp.isfinite(mse) & jnp.all(jnp.isfinite(history)))
   return dict(params=params, mse=mse, history=history, diverged=diverged,
-              pretrained=pretrained, snapshots=None, interval=interval,
+              pretrained=pretrained, snapshots=snapshots, interval=interval,
               y_range=y_range, sign=jnp.ones((), x.dtype),
               learning_rate=jnp.asarray(lr, x.dtype))
 
 
 # -- dense baselines -------------------------------------------------------------
 
-@functools.partial(jax.jit, static_argnames=("width", "depth", "steps", "optimizer"))
-def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer):
+@functools.partial(jax.jit, static_argnames=("width", "depth", "steps", "optimizer", "track"))
+def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer, track=None):
   """A Kaiming-initialised dense MLP on ``x (n, k)``, trained directly."""
   one_d = x.shape[1] == 1
   if one_d:
@@ -242,10 +278,13 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer):
     mlp = _init.kaiming_mlp(key, depth, width=width, dtype=x.dtype)
   else:
     mlp = kaiming_dense(key, (x.shape[1],) + (width,) * depth + (1,), x.dtype)
-  mlp, hist = _run(lambda q: _mse(q, xn, z), mlp, opt, steps)
-  params = fold_affine(mlp, in_shift=shift, in_scale=scale, out_shift=ylo, out_scale=yscale)
-  return _finish(params, x, y, hist, yscale, pretrained=None, interval=interval,
-                 y_range=jnp.stack([ylo, yhi]), lr=lr)
+  raw = lambda q: fold_affine(q, in_shift=shift, in_scale=scale, out_shift=ylo,
+                             out_scale=yscale)
+  start = raw(mlp)
+  mlp, hist, traj = _run(lambda q: _mse(q, xn, z), mlp, opt, steps, track is not None)
+  snapshots = _snapshots(track, 0, steps, start, None, raw, traj, raw)
+  return _finish(raw(mlp), x, y, hist, yscale, pretrained=None, interval=interval,
+                 y_range=jnp.stack([ylo, yhi]), lr=lr, snapshots=snapshots)
 
 
 # -- several inputs: a network of CompositionalDense layers --------------------
@@ -292,8 +331,9 @@ def compositional_param_count(in_features: int, *, width: int, depth: int) -> in
   return _n_trainable(nnx.eval_shape(build))
 
 
-@functools.partial(jax.jit, static_argnames=("width", "depth", "n1", "n2", "optimizer"))
-def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer):
+@functools.partial(jax.jit, static_argnames=("width", "depth", "n1", "n2", "optimizer",
+                                             "track"))
+def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer, track=None):
   shift, scale = jnp.mean(x, axis=0), jnp.std(x, axis=0)
   ylo, yhi = jnp.min(y), jnp.max(y)
   yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))
@@ -301,21 +341,25 @@ def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer):
   opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
   net = CompositionalNet(x.shape[1], width=width, depth=depth, rngs=nnx.Rngs(key),
                          param_dtype=x.dtype)
+  raw = lambda mlp: fold_affine(mlp, in_shift=shift, in_scale=scale, out_shift=ylo,
+                                out_scale=yscale)
 
   def train(net, steps, tx):
     graphdef, params, rest = nnx.split(net, nnx.Param, ...)
     loss = lambda p: jnp.mean((nnx.merge(graphdef, p, rest)(xn)[:, 0] - z) ** 2)
-    params, hist = _run(loss, params, tx, steps)
-    return nnx.merge(graphdef, params, rest), hist
+    params, hist, traj = _run(loss, params, tx, steps, track is not None)
+    to_mlp = lambda p: raw(nnx.merge(graphdef, p, rest).to_mlp())
+    return nnx.merge(graphdef, params, rest), hist, traj, to_mlp
 
-  net, hist1 = train(net, n1, opt1)
+  start = raw(net.to_mlp())
+  net, hist1, traj1, to_mlp1 = train(net, n1, opt1)
   net.set_stage("free")
-  net, hist2 = train(net, n2, opt2)
-  params = fold_affine(net.to_mlp(), in_shift=shift, in_scale=scale,
-                       out_shift=ylo, out_scale=yscale)
-  return _finish(params, x, y, jnp.concatenate([hist1, hist2]), yscale, pretrained=None,
+  net, hist2, traj2, to_mlp2 = train(net, n2, opt2)
+  snapshots = _snapshots(track, n1, n2, start, traj1, to_mlp1, traj2, to_mlp2)
+  return _finish(raw(net.to_mlp()), x, y, jnp.concatenate([hist1, hist2]), yscale,
+                 pretrained=None,
                  interval=jnp.stack([jnp.min(x, axis=0), jnp.max(x, axis=0)], axis=1),
-                 y_range=jnp.stack([ylo, yhi]), lr=lr)
+                 y_range=jnp.stack([ylo, yhi]), lr=lr, snapshots=snapshots)
 
 
 # -- entry point -----------------------------------------------------------------
@@ -336,9 +380,6 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
   Called by :func:`relucomp.fit` after it has checked ``method``, ``depth``
   and the step counts; checks the rest and returns a ``FitResult``.
   """
-  if track_pieces_every is not None:
-    raise ValueError(f"track_pieces_every is not supported with method={method!r} "
-                     "(only the 1-D methods of a single compositional network).")
   if width is not None:
     width = _training._check_int(width, "width", 1)
   x = jnp.asarray(x)
@@ -359,6 +400,10 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
                      f"rows of x and {y.shape[0]} targets.")
   if x.shape[0] < 3:
     raise ValueError(f"x and y need at least 3 points; got {x.shape[0]}.")
+  if track_pieces_every is not None and x.ndim == 2 and x.shape[1] > 2:
+    raise ValueError(
+        "track_pieces_every needs one or two input features (pieces and regions are "
+        f"counted exactly only in 1-D and 2-D); x has {x.shape[1]} features.")
   v.check_finite(x, "x")
   v.check_finite(y, "y")
   v.require(lambda a: jnp.all(jnp.max(a, axis=0) > jnp.min(a, axis=0)), x,
@@ -372,12 +417,13 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
   x, y, lr = x.astype(dtype), y.astype(dtype), lr.astype(dtype)
 
   if method == "dc":
-    out = _train_dc(x, y, key, lr, depth=depth, n1=n1, n2=n2, optimizer=optimizer)
+    out = _train_dc(x, y, key, lr, depth=depth, n1=n1, n2=n2, optimizer=optimizer,
+                    track=track_pieces_every)
     n_params = _mlp.count_params(out["params"])
   elif method == "compositional":
     width = width or DEFAULT_WIDTH
     out = _train_compositional(x, y, key, lr, width=width, depth=depth, n1=n1, n2=n2,
-                               optimizer=optimizer)
+                               optimizer=optimizer, track=track_pieces_every)
     n_params = compositional_param_count(x.shape[1], width=width, depth=depth)
   else:  # kaiming, several inputs or an explicit width
     xk = x[:, None] if x.ndim == 1 else x
@@ -385,8 +431,8 @@ def fit_beyond(x, y, *, key, method, depth, n1, n2, learning_rate, optimizer, wi
       width = dense_width_for(xk.shape[1], depth, compositional_param_count(
           xk.shape[1], width=DEFAULT_WIDTH, depth=depth))
     out = _train_dense(xk, y, key, lr, width=width, depth=depth, steps=n1 + n2,
-                       optimizer=optimizer)
+                       optimizer=optimizer, track=track_pieces_every)
     n_params = _mlp.count_params(out["params"])
   return _training.make_result(out, method=method, depth=depth, n1=n1, n2=n2,
-                               track_pieces_every=None, curvature=curvature,
+                               track_pieces_every=track_pieces_every, curvature=curvature,
                                optimizer=optimizer, n_params=n_params, stacklevel=4)

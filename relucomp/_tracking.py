@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from relucomp import _regions
+from relucomp import _training
 from relucomp._training import FitResult
 
 __all__ = ["PiecesHistory", "pieces_history"]
@@ -18,9 +19,10 @@ class PiecesHistory(NamedTuple):
   Attributes:
     steps: the training step of each snapshot (``0, k, 2k, ...``; step 0 is
       the starting network), shape ``(S,)``.
-    counts: the number of linear pieces on the fit's interval, shape
-      ``batch + (S,)`` (``batch`` is empty for one fit, ``(B,)`` for a
-      vmapped fit of ``B`` models).
+    counts: the number of linear pieces on the fit's interval (one input)
+      or of activation regions on the rectangle spanned by the inputs (two
+      inputs), shape ``batch + (S,)`` (``batch`` is empty for one fit,
+      ``(B,)`` for a vmapped fit of ``B`` models).
     stage2_start: the step at which stage 2 starts (equal to
       ``pretrain_steps`` for two-stage methods, 0 otherwise).
 
@@ -39,26 +41,36 @@ class PiecesHistory(NamedTuple):
   stage2_start: int
 
 
-def pieces_history(result: FitResult, *, merge: bool = True) -> PiecesHistory:
-  """Counts the exact linear pieces of every snapshot of a fit.
+#: Methods whose fits train in two stages (snapshots switch stage there).
+TWO_STAGE_METHODS = _training._TWO_STAGE + ("dc", "compositional")
+
+
+def pieces_history(result: FitResult, *, merge: bool | None = None) -> PiecesHistory:
+  """Counts the exact linear pieces (or regions) of every snapshot of a fit.
 
   ``fit(..., track_pieces_every=k)`` keeps the network every ``k`` steps;
-  this counts each one exactly with :func:`relucomp.linear_pieces_1d` on
-  the interval of the training inputs, so a user sees whether training
-  keeps, gains or loses regions. Runs on the host (NumPy, float64).
+  this counts each one exactly, so a user sees whether training keeps,
+  gains or loses regions. Networks of one input (every 1-D method,
+  ``"dc"`` included) are counted with :func:`relucomp.linear_pieces_1d` on
+  the interval of the training inputs; networks of two inputs
+  (``"compositional"`` or ``"kaiming"`` on ``x`` of shape ``(n, 2)``) with
+  :func:`relucomp.regions_2d` on the rectangle ``[min x, max x]`` of each
+  feature. Runs on the host (NumPy, float64).
 
   Args:
     result: a :class:`relucomp.FitResult` from ``fit`` (or a vmapped fit)
       with ``track_pieces_every`` set.
-    merge: passed to :func:`relucomp.linear_pieces_1d`: ``True`` counts
-      linear pieces, ``False`` activation regions.
+    merge: for one input, passed to :func:`relucomp.linear_pieces_1d`
+      (``True``, the default, counts linear pieces, ``False`` activation
+      regions). Two-input counts are always activation regions, so only
+      ``None`` (the default) or ``False`` are accepted there.
 
   Returns:
     A :class:`PiecesHistory`.
 
   Raises:
     ValueError: if the fit kept no snapshots (``track_pieces_every`` was
-      ``None``).
+      ``None``), or on ``merge=True`` for a two-input fit.
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -77,14 +89,23 @@ def pieces_history(result: FitResult, *, merge: bool = True) -> PiecesHistory:
         "result has no snapshots: call fit(..., track_pieces_every=k) with k >= 1 to keep them.")
   layers = [{name: np.asarray(a) for name, a in layer.items()} for layer in result.snapshots]
   interval = np.asarray(result.interval, dtype=np.float64)
-  batch_shape = interval.shape[:-1]
+  n_in = layers[0]["kernel"].shape[-2]
+  if n_in == 2 and merge:
+    raise ValueError("merge=True applies to fits of one input; the counts of a two-input "
+                     "fit are its activation regions (pass merge=None or False).")
+  # Interval: batch + (2,) for one input, batch + (2, 2) (feature, min/max) for two.
+  batch_shape = interval.shape[:-1] if n_in == 1 else interval.shape[:-2]
   n_snap = layers[0]["kernel"].shape[len(batch_shape)]
   counts = np.empty(batch_shape + (n_snap,), dtype=np.int64)
   for index in np.ndindex(*batch_shape, n_snap):
     params = [{name: a[index] for name, a in layer.items()} for layer in layers]
-    lo, hi = interval[index[:-1]]
-    counts[index] = _regions.linear_pieces_1d(params, lo, hi, merge=merge).count
+    box = interval[index[:-1]]
+    if n_in == 1:
+      counts[index] = _regions.linear_pieces_1d(params, box[0], box[1],
+                                                merge=merge is not False).count
+    else:
+      counts[index] = _regions.regions_2d(params, box[:, 0], box[:, 1]).count
   steps = np.arange(n_snap) * result.track_pieces_every
-  two_stage = result.pretrained is not None
+  two_stage = result.method in TWO_STAGE_METHODS
   return PiecesHistory(steps=steps, counts=counts,
                        stage2_start=result.pretrain_steps if two_stage else 0)

@@ -574,7 +574,8 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     curvature: ``"auto"`` (detected from the data), ``"convex"`` or
       ``"concave"``. ``"auto"`` warns if the data are neither.
     track_pieces_every: ``None`` or ``k >= 1``: keep the MLP every ``k``
-      steps in ``result.snapshots`` (methods of one compositional network).
+      steps in ``result.snapshots`` (every method; ``x`` with at most two
+      features), for :func:`relucomp.pieces_history`.
     width: units per layer for ``"compositional"``; hidden width for
       ``"kaiming"`` (default 4 for one input, matched parameters for several).
 

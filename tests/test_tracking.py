@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import relucomp
+from relucomp._training import INSET
 
 
 def _fit(x, y, key, **kw):
@@ -41,6 +42,64 @@ def test_batched_fits_and_activation_regions(key):
   assert np.all(regions.counts >= hist.counts)
   one = relucomp.pieces_history(_fit(x, x**2, keys[1], method="kaiming"))
   assert one.counts.shape == (7,)
+
+
+def _at(tree, index):
+  return [{k: np.asarray(a[index]) for k, a in layer.items()} for layer in tree]
+
+
+def test_dc_snapshots_from_both_stages(key):
+  """The difference network: snapshot 0 is the start, the last equals params."""
+  x = jnp.linspace(-1.0, 1.0, 60)
+  res = _fit(x, x**3 - x, key, method="dc", pretrain_steps=20, finetune_steps=30,
+             track_pieces_every=10)
+  hist = relucomp.pieces_history(res)
+  assert hist.steps.tolist() == [0, 10, 20, 30, 40, 50] and hist.stage2_start == 20
+  # Two depth-3 networks side by side: at most 2^3 + 2^3 pieces while the
+  # peaks define them (stage 1), each count equal to a direct enumeration.
+  assert np.all(hist.counts[:3] <= 16) and np.all(hist.counts >= 2)
+  for s, count in enumerate(hist.counts.tolist()):
+    assert relucomp.linear_pieces_1d(_at(res.snapshots, s), -1.0, 1.0).count == count
+  # Snapshot 2 (step 20) is the stage-1 network: the closed form of ``pretrained``.
+  m = res.pretrained
+  t = INSET + (1 - 2 * INSET) * (x + 1.0) / 2.0
+  stage1 = m["bias"] + (relucomp.compositional(t, m["peaks"][0], m["scales"][0],
+                                               slope=m["slope"])
+                        - relucomp.compositional(t, m["peaks"][1], m["scales"][1],
+                                                 slope=0.0))
+  lo, hi = res.y_range
+  snap2 = relucomp.mlp_apply(_at(res.snapshots, 2), np.asarray(x, np.float64)[:, None])[:, 0]
+  np.testing.assert_allclose(snap2, lo + (hi - lo) * np.asarray(stage1), atol=1e-5)
+  last = relucomp.mlp_apply(_at(res.snapshots, -1), np.asarray(x, np.float64)[:, None])
+  np.testing.assert_allclose(last, relucomp.mlp_apply(res.params, x[:, None]), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["compositional", "kaiming"])
+def test_two_input_fits_count_regions(key, method):
+  """Two inputs: every snapshot's count is its activation regions on the data box."""
+  g = jnp.linspace(-1.0, 2.0, 8)
+  x = jnp.stack(jnp.meshgrid(g, 0.5 * g), -1).reshape(-1, 2)
+  y = jnp.sin(x[:, 0]) * x[:, 1]
+  res = _fit(x, y, key, method=method, depth=2, pretrain_steps=10, finetune_steps=10)
+  hist = relucomp.pieces_history(res)
+  assert hist.steps.tolist() == [0, 10, 20]
+  assert hist.stage2_start == (10 if method == "compositional" else 0)
+  lo, hi = np.array([-1.0, -0.5]), np.array([2.0, 1.0])
+  for s, count in enumerate(hist.counts.tolist()):
+    params = _at(res.snapshots, s)
+    regions = relucomp.regions_2d(params, lo, hi)
+    assert regions.count == count
+    # Independent: points of a fine grid show at most that many patterns, and
+    # at least one region per pattern they show.
+    gx = np.linspace(lo[0], hi[0], 60)
+    pts = np.stack(np.meshgrid(gx, np.linspace(lo[1], hi[1], 60)), -1).reshape(-1, 2)
+    seen = {tuple(np.concatenate([np.asarray(p_) for p_ in pat]))
+            for pat in zip(*[np.asarray(a) for a in relucomp.activation_pattern(params, pts)])}
+    assert 2 <= len(seen) <= count
+  last = relucomp.mlp_apply(_at(res.snapshots, -1), np.asarray(x, np.float64))
+  np.testing.assert_allclose(last, relucomp.mlp_apply(res.params, x), atol=1e-5)
+  with pytest.raises(ValueError, match="merge=True"):
+    relucomp.pieces_history(res, merge=True)
 
 
 def test_requires_snapshots(key):
