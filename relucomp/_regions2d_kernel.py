@@ -1,0 +1,600 @@
+"""Compiled layer-by-layer cutting of a rectangle into the regions of a ReLU MLP.
+
+The 2-D enumeration (:func:`relucomp.regions_2d`) runs here, in one call of
+compiled code (numba, cached on disk). The rectangle is refined layer by
+layer: every polygon carries the affine maps of the layer's
+pre-activations, ``z_j = a_0j y_0 + a_1j y_1 + b_j``, and is cut one zero
+line at a time, with the tie and tolerance rules of
+:func:`relucomp.regions_2d`:
+
+* the value of neuron ``j`` at a vertex counts as zero when ``|z_j| <= rtol *
+  (|a_0j y_0| + |a_1j y_1| + |b_j|)``;
+* a polygon's *lines* are the neurons strictly positive at one of its
+  vertices and strictly negative at another; its pieces are cut by its lines
+  in increasing neuron order, each piece by a line only where that line's
+  values at the piece's own vertices (evaluated from the map, snapped) are
+  strictly positive at one and strictly negative at another;
+* a neuron is active on a cell iff it is strictly positive at one of the
+  cell's vertices (for a neuron that is not a line of the polygon: at one of
+  the polygon's vertices), so zero throughout counts as inactive.
+
+A cut keeps the vertices on each side (zero vertices on both) in their
+cyclic order and inserts the crossing point ``v_i + t (v_{i+1} - v_i)``,
+``t = z_i / (z_i - z_{i+1})``, of every edge whose ends have strictly
+opposite signs; the two parts of a counter-clockwise polygon are
+counter-clockwise. Lines through existing vertices, several lines through a
+point and lines only touching a polygon therefore never make slivers, and
+the cells do not depend on the order of the cuts.
+
+Most neurons keep one sign on a polygon. Their values are not evaluated at
+every vertex: the value at the centre of the polygon's bounding box, with a
+bound of the change across the box, the zero tolerance and the rounding
+errors, settles the sign at every vertex at once. Only neurons whose bound
+does not exclude zero are evaluated at the vertices. The bound is
+conservative, so the outcome is the one evaluating every vertex gives.
+
+The cells of one polygon differ only in the states of its lines. So the
+next layer's maps are not formed per cell: each polygon stores its *base*,
+the product of its maps without its lines and inactive neurons with the
+next kernel (plus the bias), and each cell's maps are that base plus the
+terms of the polygon's lines active on the cell, formed when the cell is
+cut in turn.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["all_finite", "enumerate_cells"]
+
+# Rounding allowance of the sign bound, relative to the sum of the absolute
+# values of a neuron's terms over the box (a few roundings of each term,
+# with a wide margin), and an absolute one for subnormal results.
+_SLACK = 32.0 * np.finfo(np.float64).eps
+_TINY = 1e-280
+# A neuron's state on a polygon.
+_INACTIVE = 0
+_ACTIVE = 1
+_LINE = 2
+# Why a layer stopped: done, or which buffer is full (the driver grows it
+# and goes on from the polygon that did not fit).
+_DONE = 0
+_FULL_SCRATCH = 1
+_FULL_POOL = 2
+_FULL_STACK = 3
+_FULL_VERTICES = 4
+_FULL_CELLS = 5
+_FULL_LINES = 6
+
+
+@numba.njit(cache=True)
+def _grow(a, need):
+  """``a`` copied into a buffer of at least ``need`` entries (doubling)."""
+  out = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+  for i in range(a.shape[0]):
+    out[i] = a[i]
+  return out
+
+
+@numba.njit(cache=True)
+def _grow_rows(a, need):
+  """``a`` ``(r, 3)`` copied into a buffer of ``need`` rows."""
+  out = np.empty((need, a.shape[1]), a.dtype)
+  for i in range(a.shape[0]):
+    for j in range(a.shape[1]):
+      out[i, j] = a[i, j]
+  return out
+
+
+@numba.njit(cache=True, inline="always")
+def _box(xs, ys, start, stop):
+  """Centre ``(c0, c1)``, half-widths ``(r0, r1)`` and ``(|c0| + r0, |c1| +
+  r1)`` of the bounding box of vertices ``start:stop``."""
+  lx = hx = xs[start]
+  ly = hy = ys[start]
+  for i in range(start + 1, stop):
+    lx = min(lx, xs[i])
+    hx = max(hx, xs[i])
+    ly = min(ly, ys[i])
+    hy = max(hy, ys[i])
+  c0 = 0.5 * lx + 0.5 * hx
+  c1 = 0.5 * ly + 0.5 * hy
+  r0 = 0.5 * hx - 0.5 * lx
+  r1 = 0.5 * hy - 0.5 * ly
+  return c0, c1, r0, r1, abs(c0) + r0, abs(c1) + r1
+
+
+@numba.njit(cache=True, inline="always")
+def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
+  """``1`` / ``-1`` if the neuron is certainly positive / negative (and not
+  snapped) at every point of the box, else ``0``."""
+  zc = a0 * c0 + a1 * c1 + b
+  scale = abs(a0) * e0 + abs(a1) * e1 + abs(b)
+  bound = abs(a0) * r0 + abs(a1) * r1 + (rtol + _SLACK) * scale + _TINY
+  if abs(zc) > bound and bound < np.inf and abs(zc) < np.inf:
+    return 1 if zc > 0.0 else -1
+  return 0
+
+
+@numba.njit(cache=True, inline="always")
+def _values(xs, ys, start, stop, a0, a1, b, rtol, z):
+  """Snapped values of one neuron at vertices ``start:stop`` into ``z[0:]``.
+
+  Returns whether one is strictly positive and whether one is strictly
+  negative.
+  """
+  pos = False
+  neg = False
+  for i in range(start, stop):
+    t0 = xs[i] * a0
+    t1 = ys[i] * a1
+    value = t0 + t1 + b
+    if abs(value) <= rtol * (abs(t0) + abs(t1) + abs(b)):
+      value = 0.0
+    z[i - start] = value
+    pos |= value > 0.0
+    neg |= value < 0.0
+  return pos, neg
+
+
+@numba.njit(cache=True, inline="always")
+def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width, kernel,
+             out, row):
+  """The maps of a cell into ``out[row]`` ``(3, n)``: its source polygon's
+  base plus the terms of the source's lines active on the cell."""
+  p = src[cell]
+  n = kernel.shape[1]
+  for r in range(3):
+    for o in range(n):
+      out[row, r, o] = base[p, r, o]
+  for c in range(line_off[p], line_off[p + 1]):
+    j = line_ids[c]
+    if act[act_at + cell * width + j]:
+      for r in range(3):
+        weight = line_maps[c, r]
+        for o in range(n):
+          out[row, r, o] += weight * kernel[j, o]
+
+
+@numba.njit(cache=True)
+def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
+           width_prev, kernel, next_kernel, next_bias, rtol, maps, state, lines, z, part_x,
+           part_y, pool_x, pool_y, st_at, st_line, st_state, out_x, out_y, out_off, src_all,
+           act_all, next_base, next_line_off, next_line_ids, next_line_maps, n_v, count, n_src,
+           n_act, n_l):
+  """Cuts the polygons ``p, p + 1, ...`` of a layer (see :func:`enumerate_cells`).
+
+  For each polygon: its maps (its source's base plus its active lines, see
+  :func:`_maps_of`); its neurons' states and lines; its cells; then its
+  lines and its base for the next layer.
+
+  The cells: the pieces of the polygon are a stack of ``depth`` pieces,
+  piece ``e`` with vertices ``pool[st_at[e]:st_at[e + 1]]``, its next line
+  ``st_line[e]`` and its lines' states ``st_state[e * n_lines:]``. The top
+  piece is tested against its next lines until one cuts it (its part ``z <=
+  0`` replaces it, its part ``z >= 0`` goes on top, both go on with the next
+  line) or none is left (it is a cell: it leaves the stack for the outputs).
+
+  No buffer is replaced here, and the loops call no function taking arrays:
+  both would cost reference counting in every pass. When a buffer is full
+  this returns which, with the polygon to resume from and its stack
+  (``p``, ``depth``; ``depth`` 0 starts the polygon afresh) and the counts
+  of the outputs so far.
+
+  Returns:
+    ``(status, p, depth, n_v, count, n_src, n_act, n_l)``.
+  """
+  f = off.shape[0] - 1
+  m = kernel.shape[1]
+  n = next_kernel.shape[1]
+  status = _DONE
+  while p < f:
+    start = off[p]
+    stop = off[p + 1]
+    if depth == 0:
+      if stop - start > pool_x.shape[0]:
+        status = _FULL_POOL
+        break
+      if st_at.shape[0] < 2:
+        status = _FULL_STACK
+        break
+      if 4 * (stop - start) > z.shape[0]:
+        status = _FULL_SCRATCH
+        break
+      if n_l + m > next_line_ids.shape[0]:
+        status = _FULL_LINES
+        break
+    _maps_of(p, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev, width_prev,
+             kernel, maps, 0)
+
+    # The neurons' states on the polygon, and its lines in increasing order.
+    c0, c1, r0, r1, e0, e1 = _box(xs, ys, start, stop)
+    n_lines = 0
+    for j in range(m):
+      a0 = maps[0, 0, j]
+      a1 = maps[0, 1, j]
+      b = maps[0, 2, j]
+      sign = _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol)
+      if sign != 0:
+        state[j] = _ACTIVE if sign > 0 else _INACTIVE
+        continue
+      is_pos, is_neg = _values(xs, ys, start, stop, a0, a1, b, rtol, z)
+      if is_pos and is_neg:
+        state[j] = _LINE
+        lines[n_lines] = j
+        n_lines += 1
+      else:
+        state[j] = _ACTIVE if is_pos else _INACTIVE
+
+    # Its cells.
+    if depth == 0:
+      for i in range(stop - start):
+        pool_x[i] = xs[start + i]
+        pool_y[i] = ys[start + i]
+      st_at[0] = 0
+      st_at[1] = stop - start
+      st_line[0] = 0
+      depth = 1
+    while depth > 0:
+      e = depth - 1
+      q0 = st_at[e]
+      q1 = st_at[e + 1]
+      kq = q1 - q0
+      if 4 * kq > z.shape[0]:
+        status = _FULL_SCRATCH
+        break
+      c0, c1, r0, r1, e0, e1 = _box(pool_x, pool_y, q0, q1)
+      c = st_line[e]
+      at = e * n_lines
+      cut = False
+      while c < n_lines:
+        j = lines[c]
+        a0 = maps[0, 0, j]
+        a1 = maps[0, 1, j]
+        b = maps[0, 2, j]
+        sign = _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol)
+        if sign != 0:
+          st_state[at + c] = sign > 0
+          c += 1
+          continue
+        is_pos, is_neg = _values(pool_x, pool_y, q0, q1, a0, a1, b, rtol, z)
+        if not (is_pos and is_neg):
+          st_state[at + c] = is_pos
+          c += 1
+          continue
+        cut = True
+        break
+      if not cut:
+        # A cell.
+        if n_v + kq > out_x.shape[0]:
+          status = _FULL_VERTICES
+          break
+        if (count + 2 > out_off.shape[0] or n_src + 1 > src_all.shape[0]
+            or n_act + m > act_all.shape[0]):
+          status = _FULL_CELLS
+          break
+        for i in range(kq):
+          out_x[n_v + i] = pool_x[q0 + i]
+          out_y[n_v + i] = pool_y[q0 + i]
+        n_v += kq
+        out_off[count + 1] = n_v
+        count += 1
+        src_all[n_src] = p
+        n_src += 1
+        for j in range(m):
+          act_all[n_act + j] = state[j] == _ACTIVE
+        for c in range(n_lines):
+          act_all[n_act + lines[c]] = st_state[at + c]
+        n_act += m
+        depth -= 1
+        continue
+      # Cut the piece by line c: into part_x/part_y the part z <= 0, then
+      # the part z >= 0.
+      k_neg = 0
+      k_all = 0
+      for side in range(2):
+        for i in range(kq):
+          nxt = i + 1 if i + 1 < kq else 0
+          zi = z[i]
+          zn = z[nxt]
+          if (zi <= 0.0) if side == 0 else (zi >= 0.0):
+            part_x[k_all] = pool_x[q0 + i]
+            part_y[k_all] = pool_y[q0 + i]
+            k_all += 1
+          if (zi > 0.0 and zn < 0.0) or (zi < 0.0 and zn > 0.0):
+            t = zi / (zi - zn)
+            x = pool_x[q0 + i]
+            y = pool_y[q0 + i]
+            part_x[k_all] = x + t * (pool_x[q0 + nxt] - x)
+            part_y[k_all] = y + t * (pool_y[q0 + nxt] - y)
+            k_all += 1
+        if side == 0:
+          k_neg = k_all
+      if q0 + k_all > pool_x.shape[0]:
+        status = _FULL_POOL
+        break
+      if depth + 2 > st_at.shape[0] or (depth + 1) * n_lines > st_state.shape[0]:
+        status = _FULL_STACK
+        break
+      for i in range(k_all):
+        pool_x[q0 + i] = part_x[i]
+        pool_y[q0 + i] = part_y[i]
+      st_at[e + 1] = q0 + k_neg
+      st_at[e + 2] = q0 + k_all
+      st_line[e] = c + 1
+      st_line[e + 1] = c + 1
+      for i in range(c):
+        st_state[at + n_lines + i] = st_state[at + i]
+      st_state[at + c] = False
+      st_state[at + n_lines + c] = True
+      depth += 1
+    if status != _DONE:
+      break
+
+    # Its lines, and its base: the maps' columns of its active neurons (not
+    # lines) times the next kernel, plus the next bias on the constant row.
+    for c in range(n_lines):
+      next_line_ids[n_l + c] = lines[c]
+      for r in range(3):
+        next_line_maps[n_l + c, r] = maps[0, r, lines[c]]
+    n_l += n_lines
+    next_line_off[p + 1] = n_l
+    for r in range(3):
+      for o in range(n):
+        next_base[p, r, o] = 0.0
+    for j in range(m):
+      if state[j] == _ACTIVE:
+        w0 = maps[0, 0, j]
+        w1 = maps[0, 1, j]
+        w2 = maps[0, 2, j]
+        for o in range(n):
+          k = next_kernel[j, o]
+          next_base[p, 0, o] += w0 * k
+          next_base[p, 1, o] += w1 * k
+          next_base[p, 2, o] += w2 * k
+    for o in range(n):
+      next_base[p, 2, o] += next_bias[o]
+    p += 1
+  return status, p, depth, n_v, count, n_src, n_act, n_l
+
+
+@numba.njit(cache=True)
+def _output_maps(order, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
+                 width_prev, kernel):
+  """The output layer's maps on the regions ``order`` ``(count, 3, n_out)``."""
+  count = order.shape[0]
+  out = np.empty((count, 3, kernel.shape[1]))
+  for region in range(count):
+    _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
+             width_prev, kernel, out, region)
+  return out
+
+
+@numba.njit(cache=True)
+def _by_size(off):
+  """The regions ordered by their number of vertices (stable), and how many
+  have each number."""
+  count = off.shape[0] - 1
+  most = 0
+  for r in range(count):
+    most = max(most, off[r + 1] - off[r])
+  sizes = np.zeros(most + 1, np.int64)
+  for r in range(count):
+    sizes[off[r + 1] - off[r]] += 1
+  at = np.zeros(most + 1, np.int64)
+  for k in range(1, most + 1):
+    at[k] = at[k - 1] + sizes[k - 1]
+  order = np.empty(count, np.int64)
+  for r in range(count):
+    k = off[r + 1] - off[r]
+    order[at[k]] = r
+    at[k] += 1
+  return order, sizes
+
+
+@numba.njit(cache=True)
+def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
+  """The regions of an MLP with two inputs on a rectangle (see the module).
+
+  Args:
+    corners: ``(x0, y0, x1, y1)``, the rectangle ``[x0, x1] x [y0, y1]``.
+    weights: the kernels, each ``(dims[l], dims[l + 1])`` in C order, one
+      after the other in one float64 array.
+    biases: the biases, one after the other.
+    dims: the widths ``(2, m_1, ..., m_H, n_out)`` (int64).
+    rtol: the relative zero tolerance.
+    tiny: start every buffer with room for one entry (the results are the
+      same; this only makes every buffer grow, which tests exercise).
+
+  Returns:
+    ``(xy, sizes, out, patterns)``: the regions' vertices, counter-clockwise,
+    one region after the other, ``sizes[k]`` regions with ``k`` vertices
+    first, then those with ``k + 1`` (``xy`` ``(V, 2)``); their affine maps
+    ``out`` ``(count, 3, n_out)`` (rows: coefficient of ``y_0``, of ``y_1``,
+    constant) and their activation patterns ``(count, m_h)`` in every hidden
+    layer, one layer after the other, flattened.
+  """
+  layers = dims.shape[0] - 1
+  hidden = layers - 1
+  max_width = 1
+  for h in range(1, layers):
+    max_width = max(max_width, dims[h])
+  # The polygons of the first layer: the rectangle. A layer's polygons get
+  # their maps from `base` (one per polygon of the layer before), their
+  # sources and that layer's lines (see _maps_of); the rectangle's maps are
+  # the first kernel's rows and the bias, without lines.
+  xs = np.array([corners[0], corners[2], corners[2], corners[0]])
+  ys = np.array([corners[1], corners[1], corners[3], corners[3]])
+  off = np.array([0, 4], np.int64)
+  m = dims[1]
+  base = np.empty((1, 3, m))
+  base[0, 0] = weights[:m]
+  base[0, 1] = weights[m:2 * m]
+  base[0, 2] = biases[:m]
+  layer_src = np.zeros(1, np.int64)
+  line_off = np.zeros(2, np.int64)
+  line_ids = np.zeros(0, np.int64)
+  line_maps = np.zeros((0, 3))
+  kernel = np.zeros((0, m))
+  act_prev = np.int64(0)
+  width_prev = np.int64(0)
+  w_at = 2 * m
+  b_at = m
+  # Every hidden layer's cells: sources and patterns, one layer after another.
+  cells = np.zeros(hidden, np.int64)
+  src_all = np.empty(0, np.int64)
+  act_all = np.empty(0, np.bool_)
+  n_src = np.int64(0)
+  n_act = np.int64(0)
+  # Scratch (a stack holds at most one piece per line, plus one).
+  maps = np.empty((1, 3, max_width))
+  state = np.empty(max_width, np.int8)
+  lines = np.empty(max_width, np.int64)
+  z = np.empty(1 if tiny else 64)
+  part_x = np.empty(z.shape[0])
+  part_y = np.empty(z.shape[0])
+  pool_x = np.empty(1 if tiny else 16 * (max_width + 2))
+  pool_y = np.empty(pool_x.shape[0])
+  st_at = np.empty(1 if tiny else max_width + 3, np.int64)
+  st_line = np.empty(st_at.shape[0], np.int64)
+  st_state = np.empty(1 if tiny else (max_width + 2) * max_width, np.bool_)
+
+  for h in range(hidden):
+    f = off.shape[0] - 1
+    m = dims[h + 1]
+    n = dims[h + 2]
+    next_kernel = weights[w_at:w_at + m * n].reshape(m, n)
+    next_bias = biases[b_at:b_at + n]
+    w_at += m * n
+    b_at += n
+    # Room for the cells: as many as m lines in general position make in
+    # one polygon, at most four per polygon and 4096 more (grown if needed).
+    room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
+    out_x = np.empty(6 * room)
+    out_y = np.empty(out_x.shape[0])
+    out_off = np.empty(room + 1, np.int64)
+    if n_src + room > src_all.shape[0]:
+      src_all = _grow(src_all, n_src + room)
+    if n_act + room * m > act_all.shape[0]:
+      act_all = _grow(act_all, n_act + room * m)
+    out_off[0] = 0
+    next_base = np.empty((f, 3, n))
+    next_line_off = np.empty(f + 1, np.int64)
+    next_line_off[0] = 0
+    next_line_ids = np.empty(1 if tiny else 2 * f + m, np.int64)
+    next_line_maps = np.empty((next_line_ids.shape[0], 3))
+    n_v = np.int64(0)
+    count = np.int64(0)
+    n_l = np.int64(0)
+    p = np.int64(0)
+    depth = np.int64(0)
+    while True:
+      status, p, depth, n_v, count, n_src, n_act, n_l = _layer(
+          p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
+          width_prev, kernel, next_kernel, next_bias, rtol, maps, state, lines, z, part_x,
+          part_y, pool_x, pool_y, st_at, st_line, st_state, out_x, out_y, out_off, src_all,
+          act_all, next_base, next_line_off, next_line_ids, next_line_maps, n_v, count, n_src,
+          n_act, n_l)
+      if status == _DONE:
+        break
+      if status == _FULL_SCRATCH:
+        z = np.empty(2 * z.shape[0])
+        part_x = np.empty(z.shape[0])
+        part_y = np.empty(z.shape[0])
+      elif status == _FULL_POOL:
+        pool_x = _grow(pool_x, 0)
+        pool_y = _grow(pool_y, 0)
+      elif status == _FULL_STACK:
+        st_at = _grow(st_at, 2)
+        st_line = _grow(st_line, 2)
+        st_state = _grow(st_state, 0)
+      elif status == _FULL_VERTICES:
+        out_x = _grow(out_x, 0)
+        out_y = _grow(out_y, 0)
+      elif status == _FULL_CELLS:
+        if count + 2 > out_off.shape[0]:
+          out_off = _grow(out_off, 0)
+        if n_src + 1 > src_all.shape[0]:
+          src_all = _grow(src_all, 0)
+        if n_act + m > act_all.shape[0]:
+          act_all = _grow(act_all, n_act + m)
+      else:
+        next_line_ids = _grow(next_line_ids, n_l + m)
+        next_line_maps = _grow_rows(next_line_maps, next_line_ids.shape[0])
+    # The cells become the next layer's polygons.
+    cells[h] = count
+    xs = out_x[:n_v]
+    ys = out_y[:n_v]
+    off = out_off[:count + 1]
+    base = next_base
+    layer_src = src_all[n_src - count:n_src]
+    line_off = next_line_off
+    line_ids = next_line_ids[:n_l]
+    line_maps = next_line_maps[:n_l]
+    act_prev = n_act - count * m
+    width_prev = m
+    kernel = next_kernel
+
+  # The regions in the order of their number of vertices (so that the
+  # caller makes each one's vertex array from a block of regions of one size
+  # at once).
+  order, sizes = _by_size(off)
+  xy = np.empty((xs.shape[0], 2))
+  at = 0
+  for r in order:
+    for i in range(off[r], off[r + 1]):
+      xy[at, 0] = xs[i]
+      xy[at, 1] = ys[i]
+      at += 1
+  out = _output_maps(order, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
+                     width_prev, kernel)
+  return xy, sizes, out, _patterns(order, src_all, act_all, cells, dims)
+
+
+@numba.njit(cache=True)
+def _patterns(order, src_all, act_all, cells, dims):
+  """Every hidden layer's pattern on the regions ``order`` (cells of the
+  last layer).
+
+  Returns the patterns ``(count, m_h)`` of the layers one after the other,
+  flattened: a region's pattern in layer ``h`` is that of its ancestor among
+  the cells of layer ``h``, found through the sources.
+  """
+  hidden = cells.shape[0]
+  if hidden == 0:
+    return np.empty(0, np.bool_)
+  count = order.shape[0]
+  total = 0
+  for h in range(hidden):
+    total += dims[h + 1]
+  out = np.empty(count * total, np.bool_)
+  # Where each layer's sources and patterns start in src_all and act_all.
+  src_at = np.zeros(hidden, np.int64)
+  act_at = np.zeros(hidden, np.int64)
+  out_at = np.zeros(hidden, np.int64)
+  for h in range(1, hidden):
+    src_at[h] = src_at[h - 1] + cells[h - 1]
+    act_at[h] = act_at[h - 1] + cells[h - 1] * dims[h]
+    out_at[h] = out_at[h - 1] + count * dims[h]
+  cell = order.copy()                         # each region's cell in layer h
+  for h in range(hidden - 1, -1, -1):
+    m = dims[h + 1]
+    for region in range(count):
+      row = act_at[h] + cell[region] * m
+      for j in range(m):
+        out[out_at[h] + region * m + j] = act_all[row + j]
+      cell[region] = src_all[src_at[h] + cell[region]]
+  return out
+
+
+@numba.njit(cache=True)
+def all_finite(a, b):
+  """Whether every entry of the two float arrays is finite."""
+  for x in a:
+    if not np.isfinite(x):
+      return False
+  for x in b:
+    if not np.isfinite(x):
+      return False
+  return True
