@@ -29,16 +29,22 @@ the cells do not depend on the order of the cuts.
 Most neurons keep one sign on a polygon. Their values are not evaluated at
 every vertex: the value at the centre of the polygon's bounding box, with a
 bound of the change across the box, the zero tolerance and the rounding
-errors, settles the sign at every vertex at once. Only neurons whose bound
-does not exclude zero are evaluated at the vertices. The bound is
-conservative, so the outcome is the one evaluating every vertex gives.
+errors (a generous multiple of the unit roundoff), settles the sign at every
+vertex at once. Only neurons whose bound does not exclude zero are evaluated
+at the vertices, so the outcome is the one evaluating every vertex gives.
 
 The cells of one polygon differ only in the states of its lines. So the
 next layer's maps are not formed per cell: each polygon stores its *base*,
 the product of its maps without its lines and inactive neurons with the
 next kernel (plus the bias), and each cell's maps are that base plus the
 terms of the polygon's lines active on the cell, formed when the cell is
-cut in turn.
+cut in turn. The maps are therefore sums of the same terms as a product of
+the masked maps with the kernel, in another order (equal to roundoff).
+
+:func:`enumerate_cells` allocates the buffers and cuts each layer with
+:func:`_layer`, which stops when a buffer is full; the buffer is replaced by
+a larger copy and the layer resumes where it stopped (a variable replaced
+inside the cutting loops would cost reference counting in every pass).
 """
 
 from __future__ import annotations
@@ -68,36 +74,25 @@ _FULL_CELLS = 5
 _FULL_LINES = 6
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _grow(a, need):
-  """``a`` copied into a buffer of at least ``need`` entries (doubling)."""
-  out = np.empty(max(need, 2 * a.shape[0]), a.dtype)
-  for i in range(a.shape[0]):
-    out[i] = a[i]
-  return out
-
-
-@numba.njit(cache=True)
-def _grow_rows(a, need):
-  """``a`` ``(r, 3)`` copied into a buffer of ``need`` rows."""
-  out = np.empty((need, a.shape[1]), a.dtype)
-  for i in range(a.shape[0]):
-    for j in range(a.shape[1]):
-      out[i, j] = a[i, j]
+  """``a`` copied into a buffer of at least ``need`` rows (doubling)."""
+  out = np.empty((max(need, 2 * a.shape[0]),) + a.shape[1:], a.dtype)
+  out[:a.shape[0]] = a
   return out
 
 
 @numba.njit(cache=True, inline="always")
-def _box(xs, ys, start, stop):
+def _box(xy, start, stop):
   """Centre ``(c0, c1)``, half-widths ``(r0, r1)`` and ``(|c0| + r0, |c1| +
   r1)`` of the bounding box of vertices ``start:stop``."""
-  lx = hx = xs[start]
-  ly = hy = ys[start]
+  lx = hx = xy[start, 0]
+  ly = hy = xy[start, 1]
   for i in range(start + 1, stop):
-    lx = min(lx, xs[i])
-    hx = max(hx, xs[i])
-    ly = min(ly, ys[i])
-    hy = max(hy, ys[i])
+    lx = min(lx, xy[i, 0])
+    hx = max(hx, xy[i, 0])
+    ly = min(ly, xy[i, 1])
+    hy = max(hy, xy[i, 1])
   c0 = 0.5 * lx + 0.5 * hx
   c1 = 0.5 * ly + 0.5 * hy
   r0 = 0.5 * hx - 0.5 * lx
@@ -118,7 +113,7 @@ def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
 
 
 @numba.njit(cache=True, inline="always")
-def _values(xs, ys, start, stop, a0, a1, b, rtol, z):
+def _values(xy, start, stop, a0, a1, b, rtol, z):
   """Snapped values of one neuron at vertices ``start:stop`` into ``z[0:]``.
 
   Returns whether one is strictly positive and whether one is strictly
@@ -127,8 +122,8 @@ def _values(xs, ys, start, stop, a0, a1, b, rtol, z):
   pos = False
   neg = False
   for i in range(start, stop):
-    t0 = xs[i] * a0
-    t1 = ys[i] * a1
+    t0 = xy[i, 0] * a0
+    t1 = xy[i, 1] * a1
     value = t0 + t1 + b
     if abs(value) <= rtol * (abs(t0) + abs(t1) + abs(b)):
       value = 0.0
@@ -158,11 +153,10 @@ def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width,
 
 
 @numba.njit(cache=True)
-def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
-           width_prev, kernel, next_kernel, next_bias, rtol, maps, state, lines, z, part_x,
-           part_y, pool_x, pool_y, st_at, st_line, st_state, out_x, out_y, out_off, src_all,
-           act_all, next_base, next_line_off, next_line_ids, next_line_maps, n_v, count, n_src,
-           n_act, n_l):
+def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
+           kernel, next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy,
+           out_off, src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps,
+           counts):
   """Cuts the polygons ``p, p + 1, ...`` of a layer (see :func:`enumerate_cells`).
 
   For each polygon: its maps (its source's base plus its active lines, see
@@ -170,33 +164,39 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
   lines and its base for the next layer.
 
   The cells: the pieces of the polygon are a stack of ``depth`` pieces,
-  piece ``e`` with vertices ``pool[st_at[e]:st_at[e + 1]]``, its next line
-  ``st_line[e]`` and its lines' states ``st_state[e * n_lines:]``. The top
-  piece is tested against its next lines until one cuts it (its part ``z <=
-  0`` replaces it, its part ``z >= 0`` goes on top, both go on with the next
-  line) or none is left (it is a cell: it leaves the stack for the outputs).
+  piece ``e`` with vertices ``pool[stack[e, 0]:stack[e + 1, 0]]``, its next
+  line ``stack[e, 1]`` and its lines' states ``st_state[e * n_lines:]``. The
+  top piece is tested against its next lines until one cuts it (its part
+  ``z <= 0`` replaces it, its part ``z >= 0`` goes on top, both go on with
+  the next line) or none is left (it is a cell: it leaves the stack for the
+  outputs).
 
-  No buffer is replaced here, and the loops call no function taking arrays:
-  both would cost reference counting in every pass. When a buffer is full
-  this returns which, with the polygon to resume from and its stack
-  (``p``, ``depth``; ``depth`` 0 starts the polygon afresh) and the counts
-  of the outputs so far.
+  No buffer is replaced here, and the loops call no function (these would
+  cost reference counting in every pass): when one is full, this returns
+  which, with the polygon to resume from and its stack (``p``, ``depth``;
+  ``depth`` 0 starts the polygon afresh). ``counts`` holds the outputs'
+  sizes so far: vertices, cells, sources, pattern entries and lines.
 
   Returns:
-    ``(status, p, depth, n_v, count, n_src, n_act, n_l)``.
+    ``(status, p, depth)``.
   """
   f = off.shape[0] - 1
+  width_prev = kernel.shape[0]
   m = kernel.shape[1]
   n = next_kernel.shape[1]
+  n_v, count, n_src, n_act, n_l = counts[0], counts[1], counts[2], counts[3], counts[4]
+  maps = np.empty((1, 3, m))
+  state = np.empty(m, np.int8)
+  lines = np.empty(m, np.int64)
   status = _DONE
   while p < f:
     start = off[p]
     stop = off[p + 1]
     if depth == 0:
-      if stop - start > pool_x.shape[0]:
+      if stop - start > pool.shape[0]:
         status = _FULL_POOL
         break
-      if st_at.shape[0] < 2:
+      if stack.shape[0] < 2:
         status = _FULL_STACK
         break
       if 4 * (stop - start) > z.shape[0]:
@@ -209,7 +209,7 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
              kernel, maps, 0)
 
     # The neurons' states on the polygon, and its lines in increasing order.
-    c0, c1, r0, r1, e0, e1 = _box(xs, ys, start, stop)
+    c0, c1, r0, r1, e0, e1 = _box(xy, start, stop)
     n_lines = 0
     for j in range(m):
       a0 = maps[0, 0, j]
@@ -219,7 +219,7 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
       if sign != 0:
         state[j] = _ACTIVE if sign > 0 else _INACTIVE
         continue
-      is_pos, is_neg = _values(xs, ys, start, stop, a0, a1, b, rtol, z)
+      is_pos, is_neg = _values(xy, start, stop, a0, a1, b, rtol, z)
       if is_pos and is_neg:
         state[j] = _LINE
         lines[n_lines] = j
@@ -230,22 +230,22 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
     # Its cells.
     if depth == 0:
       for i in range(stop - start):
-        pool_x[i] = xs[start + i]
-        pool_y[i] = ys[start + i]
-      st_at[0] = 0
-      st_at[1] = stop - start
-      st_line[0] = 0
+        pool[i, 0] = xy[start + i, 0]
+        pool[i, 1] = xy[start + i, 1]
+      stack[0, 0] = 0
+      stack[0, 1] = 0
+      stack[1, 0] = stop - start
       depth = 1
     while depth > 0:
       e = depth - 1
-      q0 = st_at[e]
-      q1 = st_at[e + 1]
+      q0 = stack[e, 0]
+      q1 = stack[e + 1, 0]
       kq = q1 - q0
       if 4 * kq > z.shape[0]:
         status = _FULL_SCRATCH
         break
-      c0, c1, r0, r1, e0, e1 = _box(pool_x, pool_y, q0, q1)
-      c = st_line[e]
+      c0, c1, r0, r1, e0, e1 = _box(pool, q0, q1)
+      c = stack[e, 1]
       at = e * n_lines
       cut = False
       while c < n_lines:
@@ -258,7 +258,7 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
           st_state[at + c] = sign > 0
           c += 1
           continue
-        is_pos, is_neg = _values(pool_x, pool_y, q0, q1, a0, a1, b, rtol, z)
+        is_pos, is_neg = _values(pool, q0, q1, a0, a1, b, rtol, z)
         if not (is_pos and is_neg):
           st_state[at + c] = is_pos
           c += 1
@@ -267,7 +267,7 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
         break
       if not cut:
         # A cell.
-        if n_v + kq > out_x.shape[0]:
+        if n_v + kq > out_xy.shape[0]:
           status = _FULL_VERTICES
           break
         if (count + 2 > out_off.shape[0] or n_src + 1 > src_all.shape[0]
@@ -275,8 +275,8 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
           status = _FULL_CELLS
           break
         for i in range(kq):
-          out_x[n_v + i] = pool_x[q0 + i]
-          out_y[n_v + i] = pool_y[q0 + i]
+          out_xy[n_v + i, 0] = pool[q0 + i, 0]
+          out_xy[n_v + i, 1] = pool[q0 + i, 1]
         n_v += kq
         out_off[count + 1] = n_v
         count += 1
@@ -289,8 +289,8 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
         n_act += m
         depth -= 1
         continue
-      # Cut the piece by line c: into part_x/part_y the part z <= 0, then
-      # the part z >= 0.
+      # Cut the piece by line c: into `part` the part z <= 0, then the part
+      # z >= 0.
       k_neg = 0
       k_all = 0
       for side in range(2):
@@ -299,31 +299,31 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
           zi = z[i]
           zn = z[nxt]
           if (zi <= 0.0) if side == 0 else (zi >= 0.0):
-            part_x[k_all] = pool_x[q0 + i]
-            part_y[k_all] = pool_y[q0 + i]
+            part[k_all, 0] = pool[q0 + i, 0]
+            part[k_all, 1] = pool[q0 + i, 1]
             k_all += 1
           if (zi > 0.0 and zn < 0.0) or (zi < 0.0 and zn > 0.0):
             t = zi / (zi - zn)
-            x = pool_x[q0 + i]
-            y = pool_y[q0 + i]
-            part_x[k_all] = x + t * (pool_x[q0 + nxt] - x)
-            part_y[k_all] = y + t * (pool_y[q0 + nxt] - y)
+            x = pool[q0 + i, 0]
+            y = pool[q0 + i, 1]
+            part[k_all, 0] = x + t * (pool[q0 + nxt, 0] - x)
+            part[k_all, 1] = y + t * (pool[q0 + nxt, 1] - y)
             k_all += 1
         if side == 0:
           k_neg = k_all
-      if q0 + k_all > pool_x.shape[0]:
+      if q0 + k_all > pool.shape[0]:
         status = _FULL_POOL
         break
-      if depth + 2 > st_at.shape[0] or (depth + 1) * n_lines > st_state.shape[0]:
+      if depth + 2 > stack.shape[0] or (depth + 1) * n_lines > st_state.shape[0]:
         status = _FULL_STACK
         break
       for i in range(k_all):
-        pool_x[q0 + i] = part_x[i]
-        pool_y[q0 + i] = part_y[i]
-      st_at[e + 1] = q0 + k_neg
-      st_at[e + 2] = q0 + k_all
-      st_line[e] = c + 1
-      st_line[e + 1] = c + 1
+        pool[q0 + i, 0] = part[i, 0]
+        pool[q0 + i, 1] = part[i, 1]
+      stack[e + 1, 0] = q0 + k_neg
+      stack[e + 2, 0] = q0 + k_all
+      stack[e, 1] = c + 1
+      stack[e + 1, 1] = c + 1
       for i in range(c):
         st_state[at + n_lines + i] = st_state[at + i]
       st_state[at + c] = False
@@ -356,41 +356,8 @@ def _layer(p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps
     for o in range(n):
       next_base[p, 2, o] += next_bias[o]
     p += 1
-  return status, p, depth, n_v, count, n_src, n_act, n_l
-
-
-@numba.njit(cache=True)
-def _output_maps(order, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
-                 width_prev, kernel):
-  """The output layer's maps on the regions ``order`` ``(count, 3, n_out)``."""
-  count = order.shape[0]
-  out = np.empty((count, 3, kernel.shape[1]))
-  for region in range(count):
-    _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
-             width_prev, kernel, out, region)
-  return out
-
-
-@numba.njit(cache=True)
-def _by_size(off):
-  """The regions ordered by their number of vertices (stable), and how many
-  have each number."""
-  count = off.shape[0] - 1
-  most = 0
-  for r in range(count):
-    most = max(most, off[r + 1] - off[r])
-  sizes = np.zeros(most + 1, np.int64)
-  for r in range(count):
-    sizes[off[r + 1] - off[r]] += 1
-  at = np.zeros(most + 1, np.int64)
-  for k in range(1, most + 1):
-    at[k] = at[k - 1] + sizes[k - 1]
-  order = np.empty(count, np.int64)
-  for r in range(count):
-    k = off[r + 1] - off[r]
-    order[at[k]] = r
-    at[k] += 1
-  return order, sizes
+  counts[0], counts[1], counts[2], counts[3], counts[4] = n_v, count, n_src, n_act, n_l
+  return status, p, depth
 
 
 @numba.njit(cache=True)
@@ -417,15 +384,18 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
   """
   layers = dims.shape[0] - 1
   hidden = layers - 1
-  max_width = 1
+  widest = 1
   for h in range(1, layers):
-    max_width = max(max_width, dims[h])
+    widest = max(widest, dims[h])
   # The polygons of the first layer: the rectangle. A layer's polygons get
   # their maps from `base` (one per polygon of the layer before), their
   # sources and that layer's lines (see _maps_of); the rectangle's maps are
   # the first kernel's rows and the bias, without lines.
-  xs = np.array([corners[0], corners[2], corners[2], corners[0]])
-  ys = np.array([corners[1], corners[1], corners[3], corners[3]])
+  xy = np.empty((4, 2))
+  xy[0, 0] = xy[3, 0] = corners[0]
+  xy[1, 0] = xy[2, 0] = corners[2]
+  xy[0, 1] = xy[1, 1] = corners[1]
+  xy[2, 1] = xy[3, 1] = corners[3]
   off = np.array([0, 4], np.int64)
   m = dims[1]
   base = np.empty((1, 3, m))
@@ -438,27 +408,20 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
   line_maps = np.zeros((0, 3))
   kernel = np.zeros((0, m))
   act_prev = np.int64(0)
-  width_prev = np.int64(0)
   w_at = 2 * m
   b_at = m
-  # Every hidden layer's cells: sources and patterns, one layer after another.
+  # Every hidden layer's cells: sources and patterns, one layer after
+  # another; counts[2:4] are their sizes.
   cells = np.zeros(hidden, np.int64)
+  counts = np.zeros(5, np.int64)
   src_all = np.empty(0, np.int64)
   act_all = np.empty(0, np.bool_)
-  n_src = np.int64(0)
-  n_act = np.int64(0)
   # Scratch (a stack holds at most one piece per line, plus one).
-  maps = np.empty((1, 3, max_width))
-  state = np.empty(max_width, np.int8)
-  lines = np.empty(max_width, np.int64)
   z = np.empty(1 if tiny else 64)
-  part_x = np.empty(z.shape[0])
-  part_y = np.empty(z.shape[0])
-  pool_x = np.empty(1 if tiny else 16 * (max_width + 2))
-  pool_y = np.empty(pool_x.shape[0])
-  st_at = np.empty(1 if tiny else max_width + 3, np.int64)
-  st_line = np.empty(st_at.shape[0], np.int64)
-  st_state = np.empty(1 if tiny else (max_width + 2) * max_width, np.bool_)
+  part = np.empty((z.shape[0], 2))
+  pool = np.empty((1 if tiny else 16 * (widest + 2), 2))
+  stack = np.empty((1 if tiny else widest + 3, 2), np.int64)
+  st_state = np.empty(1 if tiny else (widest + 2) * widest, np.bool_)
 
   for h in range(hidden):
     f = off.shape[0] - 1
@@ -471,61 +434,50 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
     # Room for the cells: as many as m lines in general position make in
     # one polygon, at most four per polygon and 4096 more (grown if needed).
     room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
-    out_x = np.empty(6 * room)
-    out_y = np.empty(out_x.shape[0])
-    out_off = np.empty(room + 1, np.int64)
-    if n_src + room > src_all.shape[0]:
-      src_all = _grow(src_all, n_src + room)
-    if n_act + room * m > act_all.shape[0]:
-      act_all = _grow(act_all, n_act + room * m)
-    out_off[0] = 0
+    out_xy = np.empty((6 * room, 2))
+    out_off = np.zeros(room + 1, np.int64)
+    if counts[2] + room > src_all.shape[0]:
+      src_all = _grow(src_all, counts[2] + room)
+    if counts[3] + room * m > act_all.shape[0]:
+      act_all = _grow(act_all, counts[3] + room * m)
     next_base = np.empty((f, 3, n))
-    next_line_off = np.empty(f + 1, np.int64)
-    next_line_off[0] = 0
+    next_line_off = np.zeros(f + 1, np.int64)
     next_line_ids = np.empty(1 if tiny else 2 * f + m, np.int64)
     next_line_maps = np.empty((next_line_ids.shape[0], 3))
-    n_v = np.int64(0)
-    count = np.int64(0)
-    n_l = np.int64(0)
+    counts[0] = counts[1] = counts[4] = 0
     p = np.int64(0)
     depth = np.int64(0)
     while True:
-      status, p, depth, n_v, count, n_src, n_act, n_l = _layer(
-          p, depth, xs, ys, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
-          width_prev, kernel, next_kernel, next_bias, rtol, maps, state, lines, z, part_x,
-          part_y, pool_x, pool_y, st_at, st_line, st_state, out_x, out_y, out_off, src_all,
-          act_all, next_base, next_line_off, next_line_ids, next_line_maps, n_v, count, n_src,
-          n_act, n_l)
+      status, p, depth = _layer(
+          p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev, kernel,
+          next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy, out_off,
+          src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps, counts)
       if status == _DONE:
         break
       if status == _FULL_SCRATCH:
         z = np.empty(2 * z.shape[0])
-        part_x = np.empty(z.shape[0])
-        part_y = np.empty(z.shape[0])
+        part = np.empty((z.shape[0], 2))
       elif status == _FULL_POOL:
-        pool_x = _grow(pool_x, 0)
-        pool_y = _grow(pool_y, 0)
+        pool = _grow(pool, 0)
       elif status == _FULL_STACK:
-        st_at = _grow(st_at, 2)
-        st_line = _grow(st_line, 2)
+        stack = _grow(stack, 2)
         st_state = _grow(st_state, 0)
       elif status == _FULL_VERTICES:
-        out_x = _grow(out_x, 0)
-        out_y = _grow(out_y, 0)
+        out_xy = _grow(out_xy, 0)
       elif status == _FULL_CELLS:
-        if count + 2 > out_off.shape[0]:
+        if counts[1] + 2 > out_off.shape[0]:
           out_off = _grow(out_off, 0)
-        if n_src + 1 > src_all.shape[0]:
+        if counts[2] + 1 > src_all.shape[0]:
           src_all = _grow(src_all, 0)
-        if n_act + m > act_all.shape[0]:
-          act_all = _grow(act_all, n_act + m)
+        if counts[3] + m > act_all.shape[0]:
+          act_all = _grow(act_all, counts[3] + m)
       else:
-        next_line_ids = _grow(next_line_ids, n_l + m)
-        next_line_maps = _grow_rows(next_line_maps, next_line_ids.shape[0])
+        next_line_ids = _grow(next_line_ids, counts[4] + m)
+        next_line_maps = _grow(next_line_maps, next_line_ids.shape[0])
     # The cells become the next layer's polygons.
+    n_v, count, n_src, n_act, n_l = counts[0], counts[1], counts[2], counts[3], counts[4]
     cells[h] = count
-    xs = out_x[:n_v]
-    ys = out_y[:n_v]
+    xy = out_xy[:n_v]
     off = out_off[:count + 1]
     base = next_base
     layer_src = src_all[n_src - count:n_src]
@@ -533,26 +485,41 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
     line_ids = next_line_ids[:n_l]
     line_maps = next_line_maps[:n_l]
     act_prev = n_act - count * m
-    width_prev = m
     kernel = next_kernel
 
   # The regions in the order of their number of vertices (so that the
   # caller makes each one's vertex array from a block of regions of one size
-  # at once).
-  order, sizes = _by_size(off)
-  xy = np.empty((xs.shape[0], 2))
-  at = 0
+  # at once): the vertices, the output layer's maps and the patterns.
+  count = off.shape[0] - 1
+  most = 0
+  for r in range(count):
+    most = max(most, off[r + 1] - off[r])
+  sizes = np.zeros(most + 1, np.int64)
+  for r in range(count):
+    sizes[off[r + 1] - off[r]] += 1
+  at = np.zeros(most + 1, np.int64)
+  for k in range(1, most + 1):
+    at[k] = at[k - 1] + sizes[k - 1]
+  order = np.empty(count, np.int64)
+  for r in range(count):
+    k = off[r + 1] - off[r]
+    order[at[k]] = r
+    at[k] += 1
+  vertices = np.empty((xy.shape[0], 2))
+  i = 0
   for r in order:
-    for i in range(off[r], off[r + 1]):
-      xy[at, 0] = xs[i]
-      xy[at, 1] = ys[i]
-      at += 1
-  out = _output_maps(order, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
-                     width_prev, kernel)
-  return xy, sizes, out, _patterns(order, src_all, act_all, cells, dims)
+    for v in range(off[r], off[r + 1]):
+      vertices[i, 0] = xy[v, 0]
+      vertices[i, 1] = xy[v, 1]
+      i += 1
+  out = np.empty((count, 3, dims[layers]))
+  for region in range(count):
+    _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
+             kernel.shape[0], kernel, out, region)
+  return vertices, sizes, out, _patterns(order, src_all, act_all, cells, dims)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _patterns(order, src_all, act_all, cells, dims):
   """Every hidden layer's pattern on the regions ``order`` (cells of the
   last layer).
@@ -562,8 +529,6 @@ def _patterns(order, src_all, act_all, cells, dims):
   the cells of layer ``h``, found through the sources.
   """
   hidden = cells.shape[0]
-  if hidden == 0:
-    return np.empty(0, np.bool_)
   count = order.shape[0]
   total = 0
   for h in range(hidden):
