@@ -482,13 +482,13 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
     raise ValueError(f"lo must be smaller than hi in both coordinates; got lo = "
                      f"{[x0, y0]}, hi = {[x1, y1]}.")
   rtol = _check_rtol(params, value_rtol)
-  weights = np.concatenate([np.ravel(layer["kernel"]) for layer in params], dtype=np.float64)
-  biases = np.concatenate([np.ravel(layer["bias"]) for layer in params], dtype=np.float64)
-  if not _kernel.all_finite(weights, biases):
+  flat_layers = np.concatenate([np.ravel(layer[name]) for layer in params
+                                for name in ("kernel", "bias")], dtype=np.float64)
+  if not _kernel.all_finite(flat_layers):
     host_layers(params)                     # raises, naming the first non-finite array
   widths = [n_out for _, n_out in shapes]
   xy, sizes, maps, flat = _kernel.enumerate_cells(
-      np.array([x0, y0, x1, y1]), weights, biases, np.array([2] + widths, np.int64), rtol)
+      np.array([x0, y0, x1, y1]), flat_layers, np.array([2] + widths, np.int64), rtol)
   count = maps.shape[0]
   patterns, at = [], 0
   for width in widths[:-1]:

@@ -361,14 +361,13 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
 
 
 @numba.njit(cache=True)
-def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
+def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   """The regions of an MLP with two inputs on a rectangle (see the module).
 
   Args:
     corners: ``(x0, y0, x1, y1)``, the rectangle ``[x0, x1] x [y0, y1]``.
-    weights: the kernels, each ``(dims[l], dims[l + 1])`` in C order, one
-      after the other in one float64 array.
-    biases: the biases, one after the other.
+    layers: every layer's kernel ``(dims[l], dims[l + 1])`` in C order, then
+      its bias, one layer after the other in one float64 array.
     dims: the widths ``(2, m_1, ..., m_H, n_out)`` (int64).
     rtol: the relative zero tolerance.
     tiny: start every buffer with room for one entry (the results are the
@@ -382,10 +381,10 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
     constant) and their activation patterns ``(count, m_h)`` in every hidden
     layer, one layer after the other, flattened.
   """
-  layers = dims.shape[0] - 1
-  hidden = layers - 1
+  n_layers = dims.shape[0] - 1
+  hidden = n_layers - 1
   widest = 1
-  for h in range(1, layers):
+  for h in range(1, n_layers):
     widest = max(widest, dims[h])
   # The polygons of the first layer: the rectangle. A layer's polygons get
   # their maps from `base` (one per polygon of the layer before), their
@@ -399,17 +398,16 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
   off = np.array([0, 4], np.int64)
   m = dims[1]
   base = np.empty((1, 3, m))
-  base[0, 0] = weights[:m]
-  base[0, 1] = weights[m:2 * m]
-  base[0, 2] = biases[:m]
+  base[0, 0] = layers[:m]
+  base[0, 1] = layers[m:2 * m]
+  base[0, 2] = layers[2 * m:3 * m]
   layer_src = np.zeros(1, np.int64)
   line_off = np.zeros(2, np.int64)
   line_ids = np.zeros(0, np.int64)
   line_maps = np.zeros((0, 3))
   kernel = np.zeros((0, m))
   act_prev = np.int64(0)
-  w_at = 2 * m
-  b_at = m
+  layer_at = 3 * m
   # Every hidden layer's cells: sources and patterns, one layer after
   # another; counts[2:4] are their sizes.
   cells = np.zeros(hidden, np.int64)
@@ -427,10 +425,9 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
     f = off.shape[0] - 1
     m = dims[h + 1]
     n = dims[h + 2]
-    next_kernel = weights[w_at:w_at + m * n].reshape(m, n)
-    next_bias = biases[b_at:b_at + n]
-    w_at += m * n
-    b_at += n
+    next_kernel = layers[layer_at:layer_at + m * n].reshape(m, n)
+    next_bias = layers[layer_at + m * n:layer_at + m * n + n]
+    layer_at += m * n + n
     # Room for the cells: as many as m lines in general position make in
     # one polygon, at most four per polygon and 4096 more (grown if needed).
     room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
@@ -512,7 +509,7 @@ def enumerate_cells(corners, weights, biases, dims, rtol, tiny=False):
       vertices[i, 0] = xy[v, 0]
       vertices[i, 1] = xy[v, 1]
       i += 1
-  out = np.empty((count, 3, dims[layers]))
+  out = np.empty((count, 3, dims[n_layers]))
   for region in range(count):
     _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
              kernel.shape[0], kernel, out, region)
@@ -554,12 +551,9 @@ def _patterns(order, src_all, act_all, cells, dims):
 
 
 @numba.njit(cache=True)
-def all_finite(a, b):
-  """Whether every entry of the two float arrays is finite."""
+def all_finite(a):
+  """Whether every entry of a float array is finite."""
   for x in a:
-    if not np.isfinite(x):
-      return False
-  for x in b:
     if not np.isfinite(x):
       return False
   return True

@@ -625,12 +625,11 @@ def test_regions_2d_buffers_grow_without_changing_the_result():
   angles = np.linspace(0.0, 2 * np.pi, 40, endpoint=False)
   layers = [(np.stack([np.cos(angles), np.sin(angles)]), np.full(40, -0.7)),
             (rng.normal(size=(40, 24)), rng.normal(size=24)), (rng.normal(size=(24, 2)), np.zeros(2))]
-  weights = np.concatenate([k.ravel() for k, _ in layers])
-  biases = np.concatenate([b for _, b in layers])
+  flat = np.concatenate([a.ravel() for layer in layers for a in layer])
   dims = np.array([2, 40, 24, 2])
   corners = np.array([-1.0, -1.0, 1.0, 1.0])
-  roomy = _kernel.enumerate_cells(corners, weights, biases, dims, 1e-10)
-  tight = _kernel.enumerate_cells(corners, weights, biases, dims, 1e-10, True)
+  roomy = _kernel.enumerate_cells(corners, flat, dims, 1e-10)
+  tight = _kernel.enumerate_cells(corners, flat, dims, 1e-10, True)
   for a, b in zip(roomy, tight):
     np.testing.assert_array_equal(a, b)
   xy, sizes, maps = roomy[:3]
