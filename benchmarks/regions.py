@@ -486,9 +486,10 @@ def markdown(record):
           f"{np.median([r['ratio'] for r in record['two_d'] if (r['width'], r['depth']) == (w, d)]):.2f}"
           for d in depths_2d) + " |")
   if "two_d_first_call_s" in record:
-    lines += ["", f"The first `regions_2d` call of the run took {record['two_d_first_call_s']:.2f} s "
-              "(loading the compiled code from numba's cache, or compiling it when the cache is "
-              "empty); it is made before, and not part of, the timings."]
+    lines += ["", "The first `regions_2d` call of the run took "
+              f"{record['two_d_first_call_s']:.2f} s (loading the compiled code from numba's "
+              "cache, or compiling it when the cache is empty); it is made before, and not part "
+              "of, the timings."]
   lines += ["", "**Rounding to float32**: activation regions of the compositional network "
             "(1-D, $d = 8$, on [0, 1]) and of a grid of two compositional towers (2-D, $d = 4$, "
             "on $[0, 1]^2$); *f32, 1e-10*: the rounded weights counted exactly (float64's zero "

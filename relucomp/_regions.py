@@ -94,8 +94,8 @@ def host_layers(params: Any, name: str = "params") -> list[tuple[np.ndarray, np.
   _mlp.check_params(params, name)
   layers = []
   for i, layer in enumerate(params):
-    kernel = np.array(layer["kernel"], dtype=np.float64, order="C")
-    bias = np.array(layer["bias"], dtype=np.float64, order="C")
+    kernel = np.array(layer["kernel"], dtype=np.float64)
+    bias = np.array(layer["bias"], dtype=np.float64)
     if not np.all(np.isfinite(kernel)):
       raise ValueError(f"{name}[{i}]['kernel'] must be finite (no NaN or inf).")
     if not np.all(np.isfinite(bias)):

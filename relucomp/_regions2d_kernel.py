@@ -77,7 +77,7 @@ _FULL_LINES = 6
 @numba.njit(cache=True, inline="always")
 def _grow(a, need):
   """``a`` copied into a buffer of at least ``need`` rows (doubling)."""
-  out = np.empty((max(need, 2 * a.shape[0]),) + a.shape[1:], a.dtype)
+  out = np.empty((max(need, 2 * a.shape[0], 1),) + a.shape[1:], a.dtype)
   out[:a.shape[0]] = a
   return out
 
@@ -171,10 +171,10 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
   the next line) or none is left (it is a cell: it leaves the stack for the
   outputs).
 
-  No buffer is replaced here, and the loops call no function (these would
-  cost reference counting in every pass): when one is full, this returns
-  which, with the polygon to resume from and its stack (``p``, ``depth``;
-  ``depth`` 0 starts the polygon afresh). ``counts`` holds the outputs'
+  No buffer is replaced here, and the helpers the loops use are inlined
+  (either would cost reference counting in every pass): when a buffer is
+  full, this returns which, with the polygon to resume from and its stack
+  (``p``, ``depth``; ``depth`` 0 starts the polygon afresh). ``counts`` holds the outputs'
   sizes so far: vertices, cells, sources, pattern entries and lines.
 
   Returns:

@@ -624,7 +624,8 @@ def test_regions_2d_buffers_grow_without_changing_the_result():
   rng = np.random.default_rng(3)
   angles = np.linspace(0.0, 2 * np.pi, 40, endpoint=False)
   layers = [(np.stack([np.cos(angles), np.sin(angles)]), np.full(40, -0.7)),
-            (rng.normal(size=(40, 24)), rng.normal(size=24)), (rng.normal(size=(24, 2)), np.zeros(2))]
+            (rng.normal(size=(40, 24)), rng.normal(size=24)),
+            (rng.normal(size=(24, 2)), np.zeros(2))]
   flat = np.concatenate([a.ravel() for layer in layers for a in layer])
   dims = np.array([2, 40, 24, 2])
   corners = np.array([-1.0, -1.0, 1.0, 1.0])
