@@ -26,6 +26,9 @@ counter-clockwise. Lines through existing vertices, several lines through a
 point and lines only touching a polygon therefore never make slivers, and
 the cells do not depend on the order of the cuts.
 
+The compiled functions use NumPy's error model (no check for a zero
+divisor): the only division, ``t`` above, has a non-zero denominator.
+
 Most neurons keep one sign on a polygon. Their values are not evaluated at
 every vertex: the value at the centre of the polygon's bounding box, with a
 bound of the change across the box, the zero tolerance and the rounding
@@ -74,7 +77,7 @@ _FULL_CELLS = 5
 _FULL_LINES = 6
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _grow(a, need):
   """``a`` copied into a buffer of at least ``need`` rows (doubling)."""
   out = np.empty((max(need, 2 * a.shape[0], 1),) + a.shape[1:], a.dtype)
@@ -82,7 +85,7 @@ def _grow(a, need):
   return out
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _box(xy, start, stop):
   """Centre ``(c0, c1)``, half-widths ``(r0, r1)`` and ``(|c0| + r0, |c1| +
   r1)`` of the bounding box of vertices ``start:stop``."""
@@ -100,7 +103,7 @@ def _box(xy, start, stop):
   return c0, c1, r0, r1, abs(c0) + r0, abs(c1) + r1
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
   """``1`` / ``-1`` if the neuron is certainly positive / negative (and not
   snapped) at every point of the box, else ``0``."""
@@ -112,7 +115,7 @@ def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
   return 0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _values(xy, start, stop, a0, a1, b, rtol, z):
   """Snapped values of one neuron at vertices ``start:stop`` into ``z[0:]``.
 
@@ -133,7 +136,7 @@ def _values(xy, start, stop, a0, a1, b, rtol, z):
   return pos, neg
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width, kernel,
              out, row):
   """The maps of a cell into ``out[row]`` ``(3, n)``: its source polygon's
@@ -152,7 +155,7 @@ def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width,
           out[row, r, o] += weight * kernel[j, o]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
            kernel, next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy,
            out_off, src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps,
@@ -360,7 +363,7 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
   return status, p, depth
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   """The regions of an MLP with two inputs on a rectangle (see the module).
 
@@ -516,7 +519,7 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   return vertices, sizes, out, _patterns(order, src_all, act_all, cells, dims)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _patterns(order, src_all, act_all, cells, dims):
   """Every hidden layer's pattern on the regions ``order`` (cells of the
   last layer).
@@ -550,7 +553,7 @@ def _patterns(order, src_all, act_all, cells, dims):
   return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def all_finite(a):
   """Whether every entry of a float array is finite."""
   for x in a:
