@@ -18,7 +18,8 @@ Parts:
    optional package, float32) when it is installed: counts, median wall and
    CPU times of interleaved runs and their ratios, per network and as a
    width x depth table. Where the counts differ, the number of our regions
-   too small for float32 to resolve is shown.
+   too small for float32 to resolve is shown. One untimed call first loads
+   the compiled enumeration (numba's cache) and reports how long that took.
 3. Rounding to float32: the compositional network at d = 8 in 1-D and a
    grid of two compositional towers at d = 4 in 2-D, counted on the float64
    weights, on the float32-rounded weights (exactly, and with the dtype-aware
@@ -190,6 +191,19 @@ def timed_pair(fns, repeats):
       walls[i].append(time.perf_counter() - w)
       cpus[i].append(time.process_time() - c)
   return [(r, float(np.median(w)), float(np.median(c))) for r, w, c in zip(results, walls, cpus)]
+
+
+def first_call_2d():
+  """Seconds of the first ``regions_2d`` call in this process: loading the
+  compiled enumeration from numba's cache (or compiling it when the cache is
+  empty). Made before the timings, which it would otherwise enter."""
+  params = default_init(np.random.default_rng(0), [2, 4, 1])
+  start = time.perf_counter()
+  relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0])
+  seconds = time.perf_counter() - start
+  print(f"\n2-D: the first regions_2d call in this process took {seconds:.2f} s (compiled "
+        "code loaded from numba's cache, or compiled); not in the timings below")
+  return seconds
 
 
 def part_2d(widths, depths, seeds, repeats):
@@ -407,6 +421,7 @@ def main(argv=None):
         f"regioncam {'installed' if regioncam is not None else 'not installed'}")
   one_d = part_1d(list(range(8, 21)) if full else [8, 12, 16, 20], repeats=5 if full else 3)
   repeats_2d = 7 if full else 3
+  first_call = first_call_2d()
   two_d = part_2d([16, 32, 64, 128] if full else [16, 32, 64],
                   [2, 3, 4] if full else [2, 3],
                   [0, 1] if full else [0], repeats=repeats_2d)
@@ -419,6 +434,7 @@ def main(argv=None):
             "regioncam": (getattr(regioncam, "__version__", "installed")
                           if regioncam else None),
             "one_d": one_d, "two_d": two_d, "two_d_repeats": repeats_2d,
+            "two_d_first_call_s": first_call,
             "compositional_d8": comp8,
             "pieces_vs_depth": {"depths": depths, "samples": samples, **curves}}
   size = ("full" if full else "quick") + (
@@ -469,6 +485,11 @@ def markdown(record):
       lines.append(f"| {w} | " + " | ".join(
           f"{np.median([r['ratio'] for r in record['two_d'] if (r['width'], r['depth']) == (w, d)]):.2f}"
           for d in depths_2d) + " |")
+  if "two_d_first_call_s" in record:
+    lines += ["", "The first `regions_2d` call of the run took "
+              f"{record['two_d_first_call_s']:.2f} s (loading the compiled code from numba's "
+              "cache, or compiling it when the cache is empty); it is made before, and not part "
+              "of, the timings."]
   lines += ["", "**Rounding to float32**: activation regions of the compositional network "
             "(1-D, $d = 8$, on [0, 1]) and of a grid of two compositional towers (2-D, $d = 4$, "
             "on $[0, 1]^2$); *f32, 1e-10*: the rounded weights counted exactly (float64's zero "

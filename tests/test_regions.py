@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 
 import relucomp
-from relucomp import _regions
+from relucomp import _regions2d_kernel as _kernel
 from _reference import numpy_patterns
+from _regions2d_reference import regions_2d as regions_2d_reference
 from conftest import enable_x64
 
 
@@ -544,40 +545,100 @@ def test_regions_2d_value_rtol_is_checked():
   assert relucomp.regions_2d(params, [-1.0, -1.0], [1.0, 1.0], value_rtol=0.0).count == 2
 
 
-def _by_pattern(parts, min_area=0.0):
-  """Patterns, areas and maps of the regions larger than ``min_area``, sorted by pattern."""
-  full = np.concatenate(parts.patterns, axis=1)
-  areas = np.array([_area(p) for p in parts.vertices])
-  keep = np.flatnonzero(np.abs(areas) > min_area)
-  order = keep[np.lexsort(full[keep].T[::-1])]
-  return full[order], areas[order], parts.A[order], parts.c[order]
+def _rotated(poly):
+  """A polygon's vertices from its lowest-leftmost one on, in their order."""
+  return np.roll(poly, -int(np.lexsort((poly[:, 1], poly[:, 0]))[0]), axis=0)
 
 
-@settings(max_examples=10)
-@given(seed=st.integers(0, 2 ** 31 - 1), integer=st.booleans(),
+def _layer_values(params, y):
+  """Every hidden layer's pre-activations at ``y`` (float64 NumPy) and the
+  sums of the absolute values of their terms."""
+  h = np.asarray(y, np.float64)
+  out = []
+  for layer in params[:-1]:
+    kernel = np.asarray(layer["kernel"], np.float64)
+    bias = np.asarray(layer["bias"], np.float64)
+    z = h @ kernel + bias
+    out.append((z, np.abs(h) @ np.abs(kernel) + np.abs(bias)))
+    h = np.maximum(z, 0.0)
+  return out
+
+
+@settings(max_examples=12)
+@given(seed=st.integers(0, 2 ** 31 - 1), integer=st.booleans(), single=st.booleans(),
        hidden=st.lists(st.integers(2, 12), min_size=1, max_size=3))
-def test_regions_2d_one_pass_matches_cutting_line_by_line(seed, integer, hidden):
-  # regions_2d cuts a layer in one pass and leaves polygons where lines meet
-  # at vertices or three at a point to line-by-line cutting; doing all of it
-  # line by line gives the same regions. Small integer weights make lines
-  # through lattice points, corners and common points; there the vertices'
-  # roundoff (which differs between the two) can still decide slivers of
-  # area ~1e-16, so regions below 1e-9 are left out of the comparison.
+def test_regions_2d_matches_numpy_line_by_line_reference(seed, integer, single, hidden):
+  # The compiled enumeration against the NumPy one in tests/: the same
+  # rules, other code (breadth first over all polygons, one matrix product
+  # per layer for the maps). Small integer weights make lines through
+  # lattice points, corners and common points, where only the rules decide.
   rng = np.random.default_rng(seed)
-  widths = [2, *hidden, 1]
+  widths = [2, *hidden, int(rng.integers(1, 3))]
   if integer:
     params = _net([rng.integers(-2, 3, (a, b)).astype(float) for a, b in zip(widths, widths[1:])],
                   [rng.integers(-1, 2, b).astype(float) for b in widths[1:]])
   else:
     params = _random_net(rng, widths)
-  fast = relucomp.regions_2d(params, [-2.0, -2.0], [2.0, 2.0])
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(_regions, "_refine",
-                  lambda cells, p, rtol: _regions._sequential(cells.v, cells.cnt, p, rtol))
-    slow = relucomp.regions_2d(params, [-2.0, -2.0], [2.0, 2.0])
-  if not integer:
-    assert fast.count == slow.count
-  for a, b in zip(_by_pattern(fast, 1e-9), _by_pattern(slow, 1e-9)):
-    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-  for parts in (fast, slow):
-    np.testing.assert_allclose(sum(_area(p) for p in parts.vertices), 16.0, rtol=1e-12)
+  if single:
+    params = [{k: np.asarray(v, np.float32) for k, v in layer.items()} for layer in params]
+  rtol = 100 * float(np.finfo(np.float32).eps) if single else 1e-10
+  lo, hi = np.array([-2.0, -1.5]), np.array([1.5, 2.0])
+  parts = relucomp.regions_2d(params, lo, hi)
+  vertices, patterns, a_ref, c_ref = regions_2d_reference(params, lo, hi, rtol)
+  assert parts.count == len(vertices) == parts.A.shape[0] == parts.c.shape[0]
+  full = np.concatenate(parts.patterns, axis=1)
+  assert full.shape == patterns.shape == (parts.count, sum(hidden))
+  ours, ref = np.lexsort(full.T[::-1]), np.lexsort(patterns.T[::-1])
+  np.testing.assert_array_equal(full[ours], patterns[ref])
+  assert len(np.unique(full, axis=0)) == parts.count
+  np.testing.assert_allclose(parts.A[ours], a_ref[ref], rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(parts.c[ours], c_ref[ref], rtol=1e-12, atol=1e-12)
+  for r, q in zip(ours, ref):
+    assert parts.vertices[r].shape == vertices[q].shape
+    np.testing.assert_allclose(_rotated(parts.vertices[r]), _rotated(vertices[q]), rtol=0,
+                               atol=1e-12)
+  areas = np.array([_area(p) for p in parts.vertices])
+  assert np.all(areas >= 0)
+  np.testing.assert_allclose(areas.sum(), np.prod(hi - lo), rtol=1e-12)
+  # At random points inside every region (halfway or more towards its
+  # vertex average) the network is the region's affine map, and its pattern
+  # is the region's wherever a pre-activation is clearly away from zero.
+  weights = [rng.dirichlet(np.ones(len(p)), 3) for p in parts.vertices]
+  points = np.concatenate([(0.5 / len(p) + 0.5 * w) @ p for p, w in zip(parts.vertices, weights)])
+  owner = np.repeat(np.arange(parts.count), 3)
+  mapped = np.einsum("noi,ni->no", parts.A[owner], points) + parts.c[owner]
+  p64 = [{k: np.asarray(v, np.float64) for k, v in layer.items()} for layer in params]
+  np.testing.assert_allclose(mapped, _forward2(p64, points), rtol=1e-9, atol=1e-9)
+  with enable_x64():
+    seen = np.concatenate([np.asarray(p) for p in relucomp.activation_pattern(
+        jax.tree.map(jnp.asarray, p64), jnp.asarray(points))], axis=1)
+  clear = np.concatenate([np.abs(z) > 1e-6 * scale for z, scale in _layer_values(p64, points)],
+                         axis=1)
+  np.testing.assert_array_equal(seen[clear], full[owner][clear])
+
+
+def test_regions_2d_buffers_grow_without_changing_the_result():
+  # The compiled enumeration grows its buffers and resumes where it stopped;
+  # starting every buffer with room for one entry makes each of them grow.
+  # A polygon of 40 sides (lines tangent to a circle) and a wide layer.
+  rng = np.random.default_rng(3)
+  angles = np.linspace(0.0, 2 * np.pi, 40, endpoint=False)
+  layers = [(np.stack([np.cos(angles), np.sin(angles)]), np.full(40, -0.7)),
+            (rng.normal(size=(40, 24)), rng.normal(size=24)),
+            (rng.normal(size=(24, 2)), np.zeros(2))]
+  flat = np.concatenate([a.ravel() for layer in layers for a in layer])
+  dims = np.array([2, 40, 24, 2])
+  corners = np.array([-1.0, -1.0, 1.0, 1.0])
+  roomy = _kernel.enumerate_cells(corners, flat, dims, 1e-10)
+  tight = _kernel.enumerate_cells(corners, flat, dims, 1e-10, True)
+  for a, b in zip(roomy, tight):
+    np.testing.assert_array_equal(a, b)
+  xy, sizes, maps = roomy[:3]
+  assert maps.shape[0] == sizes.sum() > 100
+  assert xy.shape[0] == sum(k * n for k, n in enumerate(sizes.tolist()))
+  at, area = 0, 0.0
+  for k, n in enumerate(sizes.tolist()):
+    for _ in range(n):
+      area += _area(xy[at:at + k])
+      at += k
+  np.testing.assert_allclose(area, 4.0, rtol=1e-12)

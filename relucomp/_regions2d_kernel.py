@@ -1,0 +1,562 @@
+"""Compiled layer-by-layer cutting of a rectangle into the regions of a ReLU MLP.
+
+The 2-D enumeration (:func:`relucomp.regions_2d`) runs here, in one call of
+compiled code (numba, cached on disk). The rectangle is refined layer by
+layer: every polygon carries the affine maps of the layer's
+pre-activations, ``z_j = a_0j y_0 + a_1j y_1 + b_j``, and is cut one zero
+line at a time, with the tie and tolerance rules of
+:func:`relucomp.regions_2d`:
+
+* the value of neuron ``j`` at a vertex counts as zero when ``|z_j| <= rtol *
+  (|a_0j y_0| + |a_1j y_1| + |b_j|)``;
+* a polygon's *lines* are the neurons strictly positive at one of its
+  vertices and strictly negative at another; its pieces are cut by its lines
+  in increasing neuron order, each piece by a line only where that line's
+  values at the piece's own vertices (evaluated from the map, snapped) are
+  strictly positive at one and strictly negative at another;
+* a neuron is active on a cell iff it is strictly positive at one of the
+  cell's vertices (for a neuron that is not a line of the polygon: at one of
+  the polygon's vertices), so zero throughout counts as inactive.
+
+A cut keeps the vertices on each side (zero vertices on both) in their
+cyclic order and inserts the crossing point ``v_i + t (v_{i+1} - v_i)``,
+``t = z_i / (z_i - z_{i+1})``, of every edge whose ends have strictly
+opposite signs; the two parts of a counter-clockwise polygon are
+counter-clockwise. Lines through existing vertices, several lines through a
+point and lines only touching a polygon therefore never make slivers, and
+the cells do not depend on the order of the cuts.
+
+The compiled functions use NumPy's error model (no check for a zero
+divisor): the only division, ``t`` above, has a non-zero denominator.
+
+Most neurons keep one sign on a polygon. Their values are not evaluated at
+every vertex: the value at the centre of the polygon's bounding box, with a
+bound of the change across the box, the zero tolerance and the rounding
+errors (a generous multiple of the unit roundoff), settles the sign at every
+vertex at once. Only neurons whose bound does not exclude zero are evaluated
+at the vertices, so the outcome is the one evaluating every vertex gives.
+
+The cells of one polygon differ only in the states of its lines. So the
+next layer's maps are not formed per cell: each polygon stores its *base*,
+the product of its maps without its lines and inactive neurons with the
+next kernel (plus the bias), and each cell's maps are that base plus the
+terms of the polygon's lines active on the cell, formed when the cell is
+cut in turn. The maps are therefore sums of the same terms as a product of
+the masked maps with the kernel, in another order (equal to roundoff).
+
+:func:`enumerate_cells` allocates the buffers and cuts each layer with
+:func:`_layer`, which stops when a buffer is full; the buffer is replaced by
+a larger copy and the layer resumes where it stopped (a variable replaced
+inside the cutting loops would cost reference counting in every pass).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["all_finite", "enumerate_cells"]
+
+# Rounding allowance of the sign bound, relative to the sum of the absolute
+# values of a neuron's terms over the box (a few roundings of each term,
+# with a wide margin), and an absolute one for subnormal results.
+_SLACK = 32.0 * np.finfo(np.float64).eps
+_TINY = 1e-280
+# A neuron's state on a polygon.
+_INACTIVE = 0
+_ACTIVE = 1
+_LINE = 2
+# Why a layer stopped: done, or which buffer is full (the driver grows it
+# and goes on from the polygon that did not fit).
+_DONE = 0
+_FULL_SCRATCH = 1
+_FULL_POOL = 2
+_FULL_STACK = 3
+_FULL_VERTICES = 4
+_FULL_CELLS = 5
+_FULL_LINES = 6
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _grow(a, need):
+  """``a`` copied into a buffer of at least ``need`` rows (doubling)."""
+  out = np.empty((max(need, 2 * a.shape[0], 1),) + a.shape[1:], a.dtype)
+  out[:a.shape[0]] = a
+  return out
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _box(xy, start, stop):
+  """Centre ``(c0, c1)``, half-widths ``(r0, r1)`` and ``(|c0| + r0, |c1| +
+  r1)`` of the bounding box of vertices ``start:stop``."""
+  lx = hx = xy[start, 0]
+  ly = hy = xy[start, 1]
+  for i in range(start + 1, stop):
+    lx = min(lx, xy[i, 0])
+    hx = max(hx, xy[i, 0])
+    ly = min(ly, xy[i, 1])
+    hy = max(hy, xy[i, 1])
+  c0 = 0.5 * lx + 0.5 * hx
+  c1 = 0.5 * ly + 0.5 * hy
+  r0 = 0.5 * hx - 0.5 * lx
+  r1 = 0.5 * hy - 0.5 * ly
+  return c0, c1, r0, r1, abs(c0) + r0, abs(c1) + r1
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
+  """``1`` / ``-1`` if the neuron is certainly positive / negative (and not
+  snapped) at every point of the box, else ``0``."""
+  zc = a0 * c0 + a1 * c1 + b
+  scale = abs(a0) * e0 + abs(a1) * e1 + abs(b)
+  bound = abs(a0) * r0 + abs(a1) * r1 + (rtol + _SLACK) * scale + _TINY
+  if abs(zc) > bound and bound < np.inf and abs(zc) < np.inf:
+    return 1 if zc > 0.0 else -1
+  return 0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _values(xy, start, stop, a0, a1, b, rtol, z):
+  """Snapped values of one neuron at vertices ``start:stop`` into ``z[0:]``.
+
+  Returns whether one is strictly positive and whether one is strictly
+  negative.
+  """
+  pos = False
+  neg = False
+  for i in range(start, stop):
+    t0 = xy[i, 0] * a0
+    t1 = xy[i, 1] * a1
+    value = t0 + t1 + b
+    if abs(value) <= rtol * (abs(t0) + abs(t1) + abs(b)):
+      value = 0.0
+    z[i - start] = value
+    pos |= value > 0.0
+    neg |= value < 0.0
+  return pos, neg
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width, kernel,
+             out, row):
+  """The maps of a cell into ``out[row]`` ``(3, n)``: its source polygon's
+  base plus the terms of the source's lines active on the cell."""
+  p = src[cell]
+  n = kernel.shape[1]
+  for r in range(3):
+    for o in range(n):
+      out[row, r, o] = base[p, r, o]
+  for c in range(line_off[p], line_off[p + 1]):
+    j = line_ids[c]
+    if act[act_at + cell * width + j]:
+      for r in range(3):
+        weight = line_maps[c, r]
+        for o in range(n):
+          out[row, r, o] += weight * kernel[j, o]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
+           kernel, next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy,
+           out_off, src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps,
+           counts):
+  """Cuts the polygons ``p, p + 1, ...`` of a layer (see :func:`enumerate_cells`).
+
+  For each polygon: its maps (its source's base plus its active lines, see
+  :func:`_maps_of`); its neurons' states and lines; its cells; then its
+  lines and its base for the next layer.
+
+  The cells: the pieces of the polygon are a stack of ``depth`` pieces,
+  piece ``e`` with vertices ``pool[stack[e, 0]:stack[e + 1, 0]]``, its next
+  line ``stack[e, 1]`` and its lines' states ``st_state[e * n_lines:]``. The
+  top piece is tested against its next lines until one cuts it (its part
+  ``z <= 0`` replaces it, its part ``z >= 0`` goes on top, both go on with
+  the next line) or none is left (it is a cell: it leaves the stack for the
+  outputs).
+
+  No buffer is replaced here, and the helpers the loops use are inlined
+  (either would cost reference counting in every pass): when a buffer is
+  full, this returns which, with the polygon to resume from and its stack
+  (``p``, ``depth``; ``depth`` 0 starts the polygon afresh). ``counts`` holds the outputs'
+  sizes so far: vertices, cells, sources, pattern entries and lines.
+
+  Returns:
+    ``(status, p, depth)``.
+  """
+  f = off.shape[0] - 1
+  width_prev = kernel.shape[0]
+  m = kernel.shape[1]
+  n = next_kernel.shape[1]
+  n_v, count, n_src, n_act, n_l = counts[0], counts[1], counts[2], counts[3], counts[4]
+  maps = np.empty((1, 3, m))
+  state = np.empty(m, np.int8)
+  lines = np.empty(m, np.int64)
+  status = _DONE
+  while p < f:
+    start = off[p]
+    stop = off[p + 1]
+    if depth == 0:
+      if stop - start > pool.shape[0]:
+        status = _FULL_POOL
+        break
+      if stack.shape[0] < 2:
+        status = _FULL_STACK
+        break
+      if 4 * (stop - start) > z.shape[0]:
+        status = _FULL_SCRATCH
+        break
+      if n_l + m > next_line_ids.shape[0]:
+        status = _FULL_LINES
+        break
+    _maps_of(p, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev, width_prev,
+             kernel, maps, 0)
+
+    # The neurons' states on the polygon, and its lines in increasing order.
+    c0, c1, r0, r1, e0, e1 = _box(xy, start, stop)
+    n_lines = 0
+    for j in range(m):
+      a0 = maps[0, 0, j]
+      a1 = maps[0, 1, j]
+      b = maps[0, 2, j]
+      sign = _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol)
+      if sign != 0:
+        state[j] = _ACTIVE if sign > 0 else _INACTIVE
+        continue
+      is_pos, is_neg = _values(xy, start, stop, a0, a1, b, rtol, z)
+      if is_pos and is_neg:
+        state[j] = _LINE
+        lines[n_lines] = j
+        n_lines += 1
+      else:
+        state[j] = _ACTIVE if is_pos else _INACTIVE
+
+    # Its cells.
+    if depth == 0:
+      for i in range(stop - start):
+        pool[i, 0] = xy[start + i, 0]
+        pool[i, 1] = xy[start + i, 1]
+      stack[0, 0] = 0
+      stack[0, 1] = 0
+      stack[1, 0] = stop - start
+      depth = 1
+    while depth > 0:
+      e = depth - 1
+      q0 = stack[e, 0]
+      q1 = stack[e + 1, 0]
+      kq = q1 - q0
+      if 4 * kq > z.shape[0]:
+        status = _FULL_SCRATCH
+        break
+      c0, c1, r0, r1, e0, e1 = _box(pool, q0, q1)
+      c = stack[e, 1]
+      at = e * n_lines
+      cut = False
+      while c < n_lines:
+        j = lines[c]
+        a0 = maps[0, 0, j]
+        a1 = maps[0, 1, j]
+        b = maps[0, 2, j]
+        sign = _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol)
+        if sign != 0:
+          st_state[at + c] = sign > 0
+          c += 1
+          continue
+        is_pos, is_neg = _values(pool, q0, q1, a0, a1, b, rtol, z)
+        if not (is_pos and is_neg):
+          st_state[at + c] = is_pos
+          c += 1
+          continue
+        cut = True
+        break
+      if not cut:
+        # A cell.
+        if n_v + kq > out_xy.shape[0]:
+          status = _FULL_VERTICES
+          break
+        if (count + 2 > out_off.shape[0] or n_src + 1 > src_all.shape[0]
+            or n_act + m > act_all.shape[0]):
+          status = _FULL_CELLS
+          break
+        for i in range(kq):
+          out_xy[n_v + i, 0] = pool[q0 + i, 0]
+          out_xy[n_v + i, 1] = pool[q0 + i, 1]
+        n_v += kq
+        out_off[count + 1] = n_v
+        count += 1
+        src_all[n_src] = p
+        n_src += 1
+        for j in range(m):
+          act_all[n_act + j] = state[j] == _ACTIVE
+        for c in range(n_lines):
+          act_all[n_act + lines[c]] = st_state[at + c]
+        n_act += m
+        depth -= 1
+        continue
+      # Cut the piece by line c: into `part` the part z <= 0, then the part
+      # z >= 0.
+      k_neg = 0
+      k_all = 0
+      for side in range(2):
+        for i in range(kq):
+          nxt = i + 1 if i + 1 < kq else 0
+          zi = z[i]
+          zn = z[nxt]
+          if (zi <= 0.0) if side == 0 else (zi >= 0.0):
+            part[k_all, 0] = pool[q0 + i, 0]
+            part[k_all, 1] = pool[q0 + i, 1]
+            k_all += 1
+          if (zi > 0.0 and zn < 0.0) or (zi < 0.0 and zn > 0.0):
+            t = zi / (zi - zn)
+            x = pool[q0 + i, 0]
+            y = pool[q0 + i, 1]
+            part[k_all, 0] = x + t * (pool[q0 + nxt, 0] - x)
+            part[k_all, 1] = y + t * (pool[q0 + nxt, 1] - y)
+            k_all += 1
+        if side == 0:
+          k_neg = k_all
+      if q0 + k_all > pool.shape[0]:
+        status = _FULL_POOL
+        break
+      if depth + 2 > stack.shape[0] or (depth + 1) * n_lines > st_state.shape[0]:
+        status = _FULL_STACK
+        break
+      for i in range(k_all):
+        pool[q0 + i, 0] = part[i, 0]
+        pool[q0 + i, 1] = part[i, 1]
+      stack[e + 1, 0] = q0 + k_neg
+      stack[e + 2, 0] = q0 + k_all
+      stack[e, 1] = c + 1
+      stack[e + 1, 1] = c + 1
+      for i in range(c):
+        st_state[at + n_lines + i] = st_state[at + i]
+      st_state[at + c] = False
+      st_state[at + n_lines + c] = True
+      depth += 1
+    if status != _DONE:
+      break
+
+    # Its lines, and its base: the maps' columns of its active neurons (not
+    # lines) times the next kernel, plus the next bias on the constant row.
+    for c in range(n_lines):
+      next_line_ids[n_l + c] = lines[c]
+      for r in range(3):
+        next_line_maps[n_l + c, r] = maps[0, r, lines[c]]
+    n_l += n_lines
+    next_line_off[p + 1] = n_l
+    for r in range(3):
+      for o in range(n):
+        next_base[p, r, o] = 0.0
+    for j in range(m):
+      if state[j] == _ACTIVE:
+        w0 = maps[0, 0, j]
+        w1 = maps[0, 1, j]
+        w2 = maps[0, 2, j]
+        for o in range(n):
+          k = next_kernel[j, o]
+          next_base[p, 0, o] += w0 * k
+          next_base[p, 1, o] += w1 * k
+          next_base[p, 2, o] += w2 * k
+    for o in range(n):
+      next_base[p, 2, o] += next_bias[o]
+    p += 1
+  counts[0], counts[1], counts[2], counts[3], counts[4] = n_v, count, n_src, n_act, n_l
+  return status, p, depth
+
+
+@numba.njit(cache=True, error_model="numpy")
+def enumerate_cells(corners, layers, dims, rtol, tiny=False):
+  """The regions of an MLP with two inputs on a rectangle (see the module).
+
+  Args:
+    corners: ``(x0, y0, x1, y1)``, the rectangle ``[x0, x1] x [y0, y1]``.
+    layers: every layer's kernel ``(dims[l], dims[l + 1])`` in C order, then
+      its bias, one layer after the other in one float64 array.
+    dims: the widths ``(2, m_1, ..., m_H, n_out)`` (int64).
+    rtol: the relative zero tolerance.
+    tiny: start every buffer with room for one entry (the results are the
+      same; this only makes every buffer grow, which tests exercise).
+
+  Returns:
+    ``(xy, sizes, out, patterns)``: the regions' vertices, counter-clockwise,
+    one region after the other, ``sizes[k]`` regions with ``k`` vertices
+    first, then those with ``k + 1`` (``xy`` ``(V, 2)``); their affine maps
+    ``out`` ``(count, 3, n_out)`` (rows: coefficient of ``y_0``, of ``y_1``,
+    constant) and their activation patterns ``(count, m_h)`` in every hidden
+    layer, one layer after the other, flattened.
+  """
+  n_layers = dims.shape[0] - 1
+  hidden = n_layers - 1
+  widest = 1
+  for h in range(1, n_layers):
+    widest = max(widest, dims[h])
+  # The polygons of the first layer: the rectangle. A layer's polygons get
+  # their maps from `base` (one per polygon of the layer before), their
+  # sources and that layer's lines (see _maps_of); the rectangle's maps are
+  # the first kernel's rows and the bias, without lines.
+  xy = np.empty((4, 2))
+  xy[0, 0] = xy[3, 0] = corners[0]
+  xy[1, 0] = xy[2, 0] = corners[2]
+  xy[0, 1] = xy[1, 1] = corners[1]
+  xy[2, 1] = xy[3, 1] = corners[3]
+  off = np.array([0, 4], np.int64)
+  m = dims[1]
+  base = np.empty((1, 3, m))
+  base[0, 0] = layers[:m]
+  base[0, 1] = layers[m:2 * m]
+  base[0, 2] = layers[2 * m:3 * m]
+  layer_src = np.zeros(1, np.int64)
+  line_off = np.zeros(2, np.int64)
+  line_ids = np.zeros(0, np.int64)
+  line_maps = np.zeros((0, 3))
+  kernel = np.zeros((0, m))
+  act_prev = np.int64(0)
+  layer_at = 3 * m
+  # Every hidden layer's cells: sources and patterns, one layer after
+  # another; counts[2:4] are their sizes.
+  cells = np.zeros(hidden, np.int64)
+  counts = np.zeros(5, np.int64)
+  src_all = np.empty(0, np.int64)
+  act_all = np.empty(0, np.bool_)
+  # Scratch (a stack holds at most one piece per line, plus one).
+  z = np.empty(1 if tiny else 64)
+  part = np.empty((z.shape[0], 2))
+  pool = np.empty((1 if tiny else 16 * (widest + 2), 2))
+  stack = np.empty((1 if tiny else widest + 3, 2), np.int64)
+  st_state = np.empty(1 if tiny else (widest + 2) * widest, np.bool_)
+
+  for h in range(hidden):
+    f = off.shape[0] - 1
+    m = dims[h + 1]
+    n = dims[h + 2]
+    next_kernel = layers[layer_at:layer_at + m * n].reshape(m, n)
+    next_bias = layers[layer_at + m * n:layer_at + m * n + n]
+    layer_at += m * n + n
+    # Room for the cells: as many as m lines in general position make in
+    # one polygon, at most four per polygon and 4096 more (grown if needed).
+    room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
+    out_xy = np.empty((6 * room, 2))
+    out_off = np.zeros(room + 1, np.int64)
+    if counts[2] + room > src_all.shape[0]:
+      src_all = _grow(src_all, counts[2] + room)
+    if counts[3] + room * m > act_all.shape[0]:
+      act_all = _grow(act_all, counts[3] + room * m)
+    next_base = np.empty((f, 3, n))
+    next_line_off = np.zeros(f + 1, np.int64)
+    next_line_ids = np.empty(1 if tiny else 2 * f + m, np.int64)
+    next_line_maps = np.empty((next_line_ids.shape[0], 3))
+    counts[0] = counts[1] = counts[4] = 0
+    p = np.int64(0)
+    depth = np.int64(0)
+    while True:
+      status, p, depth = _layer(
+          p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev, kernel,
+          next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy, out_off,
+          src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps, counts)
+      if status == _DONE:
+        break
+      if status == _FULL_SCRATCH:
+        z = np.empty(2 * z.shape[0])
+        part = np.empty((z.shape[0], 2))
+      elif status == _FULL_POOL:
+        pool = _grow(pool, 0)
+      elif status == _FULL_STACK:
+        stack = _grow(stack, 2)
+        st_state = _grow(st_state, 0)
+      elif status == _FULL_VERTICES:
+        out_xy = _grow(out_xy, 0)
+      elif status == _FULL_CELLS:
+        if counts[1] + 2 > out_off.shape[0]:
+          out_off = _grow(out_off, 0)
+        if counts[2] + 1 > src_all.shape[0]:
+          src_all = _grow(src_all, 0)
+        if counts[3] + m > act_all.shape[0]:
+          act_all = _grow(act_all, counts[3] + m)
+      else:
+        next_line_ids = _grow(next_line_ids, counts[4] + m)
+        next_line_maps = _grow(next_line_maps, next_line_ids.shape[0])
+    # The cells become the next layer's polygons.
+    n_v, count, n_src, n_act, n_l = counts[0], counts[1], counts[2], counts[3], counts[4]
+    cells[h] = count
+    xy = out_xy[:n_v]
+    off = out_off[:count + 1]
+    base = next_base
+    layer_src = src_all[n_src - count:n_src]
+    line_off = next_line_off
+    line_ids = next_line_ids[:n_l]
+    line_maps = next_line_maps[:n_l]
+    act_prev = n_act - count * m
+    kernel = next_kernel
+
+  # The regions in the order of their number of vertices (so that the
+  # caller makes each one's vertex array from a block of regions of one size
+  # at once): the vertices, the output layer's maps and the patterns.
+  count = off.shape[0] - 1
+  most = 0
+  for r in range(count):
+    most = max(most, off[r + 1] - off[r])
+  sizes = np.zeros(most + 1, np.int64)
+  for r in range(count):
+    sizes[off[r + 1] - off[r]] += 1
+  at = np.zeros(most + 1, np.int64)
+  for k in range(1, most + 1):
+    at[k] = at[k - 1] + sizes[k - 1]
+  order = np.empty(count, np.int64)
+  for r in range(count):
+    k = off[r + 1] - off[r]
+    order[at[k]] = r
+    at[k] += 1
+  vertices = np.empty((xy.shape[0], 2))
+  i = 0
+  for r in order:
+    for v in range(off[r], off[r + 1]):
+      vertices[i, 0] = xy[v, 0]
+      vertices[i, 1] = xy[v, 1]
+      i += 1
+  out = np.empty((count, 3, dims[n_layers]))
+  for region in range(count):
+    _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
+             kernel.shape[0], kernel, out, region)
+  return vertices, sizes, out, _patterns(order, src_all, act_all, cells, dims)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _patterns(order, src_all, act_all, cells, dims):
+  """Every hidden layer's pattern on the regions ``order`` (cells of the
+  last layer).
+
+  Returns the patterns ``(count, m_h)`` of the layers one after the other,
+  flattened: a region's pattern in layer ``h`` is that of its ancestor among
+  the cells of layer ``h``, found through the sources.
+  """
+  hidden = cells.shape[0]
+  count = order.shape[0]
+  total = 0
+  for h in range(hidden):
+    total += dims[h + 1]
+  out = np.empty(count * total, np.bool_)
+  # Where each layer's sources and patterns start in src_all and act_all.
+  src_at = np.zeros(hidden, np.int64)
+  act_at = np.zeros(hidden, np.int64)
+  out_at = np.zeros(hidden, np.int64)
+  for h in range(1, hidden):
+    src_at[h] = src_at[h - 1] + cells[h - 1]
+    act_at[h] = act_at[h - 1] + cells[h - 1] * dims[h]
+    out_at[h] = out_at[h - 1] + count * dims[h]
+  cell = order.copy()                         # each region's cell in layer h
+  for h in range(hidden - 1, -1, -1):
+    m = dims[h + 1]
+    for region in range(count):
+      row = act_at[h] + cell[region] * m
+      for j in range(m):
+        out[out_at[h] + region * m + j] = act_all[row + j]
+      cell[region] = src_all[src_at[h] + cell[region]]
+  return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def all_finite(a):
+  """Whether every entry of a float array is finite."""
+  for x in a:
+    if not np.isfinite(x):
+      return False
+  return True
