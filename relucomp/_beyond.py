@@ -88,29 +88,6 @@ def _run(loss_fn: Callable[[Any], jax.Array], params: Any,
   return params, losses, traj
 
 
-def _snapshots(every: int | None, n1: int, n2: int, start: Params,
-               traj1: Any, to_mlp1: Callable[[Any], Params],
-               traj2: Any, to_mlp2: Callable[[Any], Params]) -> Params | None:
-  """The raw-scale MLPs after ``0, every, 2 every, ...`` steps of both stages.
-
-  ``traj1``/``traj2`` hold the parameters after every step of stage 1 and
-  stage 2 (from :func:`_run` with ``keep=True``); ``to_mlp1``/``to_mlp2``
-  turn one of them into the plain MLP, ``start`` is the starting MLP.
-  The snapshots are stacked along a leading axis (as for the 1-D methods).
-  """
-  if every is None:
-    return None
-  marks = range(every, n1 + n2 + 1, every)
-  first = [s - 1 for s in marks if s <= n1]
-  second = [s - n1 - 1 for s in marks if s > n1]
-  parts = [jax.tree.map(lambda a: a[None], start)]
-  for idx, traj, to_mlp in ((first, traj1, to_mlp1), (second, traj2, to_mlp2)):
-    if idx:
-      picked = jax.tree.map(lambda a, i=jnp.asarray(idx): a[i], traj)
-      parts.append(jax.vmap(to_mlp)(picked))
-  return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
-
-
 def fold_affine(params: Params, *, in_shift: jax.Array, in_scale: jax.Array,
                 out_shift: jax.Array, out_scale: jax.Array) -> Params:
   """The MLP on raw ``x`` equal to ``out_shift + out_scale * mlp((x - in_shift) / in_scale)``.
@@ -229,8 +206,8 @@ def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
                            n2, keep)
   params = _training._fold(mlp, norm)
   from_stage1 = lambda q: _training._fold(_dc_mlp(_dc_model(q)), norm)
-  snapshots = _snapshots(track, n1, n2, from_stage1(p0), traj1, from_stage1, traj2,
-                         lambda q: _training._fold(q, norm))
+  snapshots = _training.snapshots_every(track, n1, n2, from_stage1(p0), traj1, from_stage1,
+                                        traj2, lambda q: _training._fold(q, norm))
   return _finish(params, x[:, None], y, jnp.concatenate([hist1, hist2]), norm["yscale"],
                  pretrained=pretrained, interval=jnp.stack([norm["lo"], norm["hi"]]),
                  y_range=jnp.stack([norm["ylo"], norm["yhi"]]), lr=lr, snapshots=snapshots)
@@ -282,7 +259,7 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer, track=None):
                              out_scale=yscale)
   start = raw(mlp)
   mlp, hist, traj = _run(lambda q: _mse(q, xn, z), mlp, opt, steps, track is not None)
-  snapshots = _snapshots(track, 0, steps, start, None, raw, traj, raw)
+  snapshots = _training.snapshots_every(track, 0, steps, start, None, raw, traj, raw)
   return _finish(raw(mlp), x, y, hist, yscale, pretrained=None, interval=interval,
                  y_range=jnp.stack([ylo, yhi]), lr=lr, snapshots=snapshots)
 
@@ -355,7 +332,8 @@ def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer, trac
   net, hist1, traj1, to_mlp1 = train(net, n1, opt1)
   net.set_stage("free")
   net, hist2, traj2, to_mlp2 = train(net, n2, opt2)
-  snapshots = _snapshots(track, n1, n2, start, traj1, to_mlp1, traj2, to_mlp2)
+  snapshots = _training.snapshots_every(track, n1, n2, start, traj1, to_mlp1, traj2,
+                                        to_mlp2)
   return _finish(raw(net.to_mlp()), x, y, jnp.concatenate([hist1, hist2]), yscale,
                  pretrained=None,
                  interval=jnp.stack([jnp.min(x, axis=0), jnp.max(x, axis=0)], axis=1),

@@ -484,7 +484,7 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
   rtol = _check_rtol(params, value_rtol)
   flat_layers = np.concatenate([np.ravel(layer[name]) for layer in params
                                 for name in ("kernel", "bias")], dtype=np.float64)
-  if not _kernel.all_finite(flat_layers):
+  if not np.isfinite(flat_layers).all():
     host_layers(params)                     # raises, naming the first non-finite array
   widths = [n_out for _, n_out in shapes]
   xy, sizes, maps, flat = _kernel.enumerate_cells(

@@ -55,7 +55,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["all_finite", "enumerate_cells"]
+__all__ = ["enumerate_cells"]
 
 # Rounding allowance of the sign bound, relative to the sum of the absolute
 # values of a neuron's terms over the box (a few roundings of each term,
@@ -519,7 +519,7 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   return vertices, sizes, out, _patterns(order, src_all, act_all, cells, dims)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _patterns(order, src_all, act_all, cells, dims):
   """Every hidden layer's pattern on the regions ``order`` (cells of the
   last layer).
@@ -551,12 +551,3 @@ def _patterns(order, src_all, act_all, cells, dims):
         out[out_at[h] + region * m + j] = act_all[row + j]
       cell[region] = src_all[src_at[h] + cell[region]]
   return out
-
-
-@numba.njit(cache=True, error_model="numpy")
-def all_finite(a):
-  """Whether every entry of a float array is finite."""
-  for x in a:
-    if not np.isfinite(x):
-      return False
-  return True

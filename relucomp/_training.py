@@ -371,11 +371,8 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
   diverged = ~(jnp.isfinite(mse) & jnp.all(jnp.isfinite(history)))
   params = _fold(mlp, norm)
 
-  snapshots = None
-  if track:
-    picked = jax.tree.map(lambda a0, a: jnp.concatenate([a0[None], a[track - 1::track]]),
-                          mlp0, traj)
-    snapshots = jax.vmap(lambda m: _fold(m, norm))(picked)
+  raw = lambda m: _fold(m, norm)
+  snapshots = snapshots_every(track or None, 0, n1 + n2, raw(mlp0), None, raw, traj, raw)
 
   # The stage-1 result: the carry's stage-1 parameters (untouched in stage 2).
   pretrained = _stage1_model(p_final, method, sign) if two_stage else None
@@ -384,6 +381,29 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
               interval=jnp.stack([norm["lo"], norm["hi"]]),
               y_range=jnp.stack([norm["ylo"], norm["yhi"]]),
               sign=sign, learning_rate=jnp.asarray(lr, dtype))
+
+
+def snapshots_every(every: Optional[int], n1: int, n2: int, start: Any,
+                    traj1: Any, to_mlp1: Any, traj2: Any, to_mlp2: Any) -> Any:
+  """The raw-scale MLPs after ``0, every, 2 every, ...`` steps of both stages.
+
+  ``traj1``/``traj2`` hold the parameters after every step of stage 1 and
+  stage 2 (stacked along a leading axis); ``to_mlp1``/``to_mlp2`` turn one
+  of them into the plain MLP on the raw scale; ``start`` is the starting MLP.
+  The snapshots are stacked along a leading axis. A one-stage method passes
+  ``n1 = 0`` and ``traj1 = None``.
+  """
+  if every is None:
+    return None
+  marks = range(every, n1 + n2 + 1, every)
+  first = [s - 1 for s in marks if s <= n1]
+  second = [s - n1 - 1 for s in marks if s > n1]
+  parts = [jax.tree.map(lambda a: a[None], start)]
+  for idx, traj, to_mlp in ((first, traj1, to_mlp1), (second, traj2, to_mlp2)):
+    if idx:
+      picked = jax.tree.map(lambda a, i=jnp.asarray(idx): a[i], traj)
+      parts.append(jax.vmap(to_mlp)(picked))
+  return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
 _prepare_jit = jax.jit(_prepare, static_argnames=("method", "depth"))

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 
 import relucomp
+from relucomp import _regions
 from relucomp import _regions2d_kernel as _kernel
 from _reference import numpy_patterns
 from _regions2d_reference import regions_2d as regions_2d_reference
@@ -581,7 +582,7 @@ def test_regions_2d_matches_numpy_line_by_line_reference(seed, integer, single, 
     params = _random_net(rng, widths)
   if single:
     params = [{k: np.asarray(v, np.float32) for k, v in layer.items()} for layer in params]
-  rtol = 100 * float(np.finfo(np.float32).eps) if single else 1e-10
+  rtol = _regions.value_rtol_for(params)   # the default regions_2d uses
   lo, hi = np.array([-2.0, -1.5]), np.array([1.5, 2.0])
   parts = relucomp.regions_2d(params, lo, hi)
   vertices, patterns, a_ref, c_ref = regions_2d_reference(params, lo, hi, rtol)
