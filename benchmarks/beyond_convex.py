@@ -24,7 +24,8 @@ counts and the ratio ``best dense / best compositional``; writes
 
 Usage:
   python benchmarks/beyond_convex.py            # quick: 3 models, 300 + 300 steps
-  python benchmarks/beyond_convex.py --full     # 10 (1-D) / 5 (2-D) models, 1000 + 1000
+  python benchmarks/beyond_convex.py --full     # 10 (1-D) / 5 (2-D) models, 1000 + 1000,
+                                                # 2-D also 5000 + 5000
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--models-1d", type=int, default=None)
   parser.add_argument("--models-2d", type=int, default=None)
   parser.add_argument("--steps", type=int, default=None, help="steps per stage")
+  parser.add_argument("--long-2d", type=int, default=None,
+                      help="steps per stage of a second, longer 2-D comparison (both "
+                           "networks the same budget; 0 skips it; full: 5000)")
+  parser.add_argument("--parts", default="1d,2d", help="which comparisons to run")
   parser.add_argument("--depth-1d", type=int, default=5)
   parser.add_argument("--depth-2d", type=int, default=6)
   parser.add_argument("--width-2d", type=int, default=4, help="units per layer")
@@ -104,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   m1 = args.models_1d or (10 if args.full else 3)
   m2 = args.models_2d or (5 if args.full else 3)
   n = args.steps or (1000 if args.full else 300)
+  n_long = args.long_2d if args.long_2d is not None else (5000 if args.full else 0)
   steps = {"pretrain_steps": n, "finetune_steps": n}
   lrs = [float(s) for s in args.kaiming_lrs.split(",")]
   key = jax.random.key(args.seed)
@@ -111,11 +117,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
       "models_1d": m1, "models_2d": m2, "steps_per_stage": n, "depth_1d": args.depth_1d,
       "depth_2d": args.depth_2d, "width_2d": args.width_2d, "kaiming_lrs": lrs,
       "points_1d": args.points_1d, "grid": args.grid, "seed": args.seed,
-      "dtype": str(jnp.zeros(()).dtype)}, "1d": {}, "2d": {}}
+      "steps_per_stage_2d_long": n_long,
+      "dtype": str(jnp.zeros(()).dtype)}, "1d": {}, "2d": {}, "2d_long": {}}
   start = time.perf_counter()
 
   keys1 = jax.random.split(jax.random.fold_in(key, 1), m1)
-  for name, (f, (lo, hi)) in TARGETS_1D.items():
+  parts = set(args.parts.split(","))
+  for name, (f, (lo, hi)) in (TARGETS_1D.items() if "1d" in parts else ()):
     x = np.linspace(lo, hi, args.points_1d, dtype=np.float32)
     y = f(x).astype(np.float32)
     results["1d"][name] = _compare(
@@ -127,18 +135,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   gx, gy = np.meshgrid(g, g)
   p = np.stack([gx.ravel(), gy.ravel()], axis=1)
   keys2 = jax.random.split(jax.random.fold_in(key, 2), m2)
-  for name, f in TARGETS_2D.items():
-    z = f(p).astype(np.float32)
-    results["2d"][name] = _compare(
-        p, z, keys2, {"method": "compositional", "depth": args.depth_2d,
-                      "width": args.width_2d},
-        {"method": "kaiming", "depth": args.depth_2d}, lrs, steps)
-    print(f"2-D {name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
+  budgets = [("2d", steps)] if "2d" in parts else []
+  if n_long and "2d" in parts:
+    budgets.append(("2d_long", {"pretrain_steps": n_long, "finetune_steps": n_long}))
+  for part, budget in budgets:
+    for name, f in TARGETS_2D.items():
+      z = f(p).astype(np.float32)
+      results[part][name] = _compare(
+          p, z, keys2, {"method": "compositional", "depth": args.depth_2d,
+                        "width": args.width_2d},
+          {"method": "kaiming", "depth": args.depth_2d}, lrs, budget)
+      print(f"2-D {name}, {budget['pretrain_steps']} + {budget['finetune_steps']} steps: "
+            f"done ({time.perf_counter() - start:.0f} s)", flush=True)
   results["total_seconds"] = time.perf_counter() - start
 
   full = m1 >= 10 and m2 >= 5 and n >= 1000
   size = (f"{'full' if full else 'quick'}: {m1} models (1-D), {m2} models (2-D), "
-          f"{n} + {n} steps (full: 10 and 5 models, 1000 + 1000 steps)")
+          f"{n} + {n} steps{f', 2-D also {n_long} + {n_long}' if n_long else ''} "
+          f"(full: 10 and 5 models, 1000 + 1000 steps, 2-D also 5000 + 5000)")
   md = _results.write(args.out, "beyond_convex", results, markdown, script=__file__,
                       argv=argv, size=size)
   print()
@@ -158,16 +172,29 @@ def markdown(results: dict[str, Any]) -> str:
            f"the best compositional one. Total time {results['total_seconds']:.0f} s.", "",
            "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
            "|---|---|---|---|---|---|"]
-  for dim, label in (("1d", "dc"), ("2d", "compositional")):
-    for name, r in results[dim].items():
-      comp = r["compositional"]
-      lines.append(f"| {name} | {label} | {comp['n_params']} | {comp['min']:.3g} | "
-                   f"{comp['mean']:.3g} | {r['ratio']:.3g} |")
-      for lr, d in r["dense"].items():
-        best = " (best)" if float(lr) == r["dense_best_lr"] else ""
-        lines.append(f"| {name} | kaiming lr {lr}{best} | {d['n_params']} | "
-                     f"{d['min']:.3g} | {d['mean']:.3g} | |")
+  _rows(lines, results["1d"], "dc")
+  _rows(lines, results["2d"], "compositional")
+  long = results.get("2d_long")
+  if long:
+    m = c["steps_per_stage_2d_long"]
+    lines += ["", f"**2-D, longer**: the same 2-D comparison with {m} + {m} steps for the "
+              f"compositional network and {2 * m} steps for each dense one (the same "
+              "learning rates):", "",
+              "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
+              "|---|---|---|---|---|---|"]
+    _rows(lines, long, "compositional")
   return "\n".join(lines)
+
+
+def _rows(lines: list[str], part: dict[str, Any], label: str) -> None:
+  for name, r in part.items():
+    comp = r["compositional"]
+    lines.append(f"| {name} | {label} | {comp['n_params']} | {comp['min']:.3g} | "
+                 f"{comp['mean']:.3g} | {r['ratio']:.3g} |")
+    for lr, d in r["dense"].items():
+      best = " (best)" if float(lr) == r["dense_best_lr"] else ""
+      lines.append(f"| {name} | kaiming lr {lr}{best} | {d['n_params']} | "
+                   f"{d['min']:.3g} | {d['mean']:.3g} | |")
 
 
 if __name__ == "__main__":

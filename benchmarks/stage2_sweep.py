@@ -5,7 +5,10 @@ optimum of the enforced family from every start), then stage 2 is run from
 that network with Adam for a grid of first-moment decays ``b1`` and relative
 learning rates (the rate is multiplied by the RMS residual of the starting
 network, as ``fit`` does), each with the same warm-up and cosine decay as
-``fit``'s default. For reference, L-BFGS (optax, zoom line search) from the
+``fit``'s default, from two encodings of the same function: the network
+``fit`` hands to stage 2 (``balanced``: every hidden neuron rescaled by
+:func:`relucomp.balance_neurons`) and the construction as
+:func:`relucomp.compositional_mlp` builds it (``as built``). For reference, L-BFGS (optax, zoom line search) from the
 same start for the same number of steps and for ``--long`` steps: how far
 local descent from the stage-1 network can go at all.
 
@@ -53,6 +56,16 @@ def _stage2(params, x, y, optimizer, steps):
   return loss(p)
 
 
+def _as_built(result, x, y):
+  """The stage-1 network as the construction builds it (before ``fit`` balances it)."""
+  lo, hi = float(jnp.min(x)), float(jnp.max(x))
+  ylo, yhi = float(jnp.min(y)), float(jnp.max(y))
+  tscale = (1 - 2 * _training.INSET) / (hi - lo)
+  norm = {"tscale": tscale, "tshift": _training.INSET - lo * tscale, "ylo": ylo,
+          "yscale": yhi - ylo}
+  return _training._fold(_training._build_mlp(result.pretrained), norm)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--curves", default="x^3,x^11", help="comma-separated, or 'all'")
@@ -76,18 +89,22 @@ def main(argv=None):
     limit = piecewise_linear_limit(np.asarray(x, np.float64), np.asarray(y, np.float64))
     start = relucomp.fit(x, y, key=jax.random.key(0), pretrain_steps=args.steps,
                          finetune_steps=0)
+    starts = {"balanced": start.params, "as built": _as_built(start, x, y)}
     s1 = float(start.mse)
     rel = s1 ** 0.5
     entry = {"stage1": s1, "limit": limit, "runs": []}
-    settings = [("adam", b1, lr, args.steps) for b1 in b1s for lr in lrs]
-    settings += [("lbfgs", None, None, args.steps), ("lbfgs", None, None, args.long)]
-    for kind, b1, lr, steps in settings:
+    settings = [("adam", b1, lr, args.steps, which) for which in starts
+                for b1 in b1s for lr in lrs]
+    settings += [("lbfgs", None, None, args.steps, "balanced"),
+                 ("lbfgs", None, None, args.long, "balanced")]
+    for kind, b1, lr, steps, which in settings:
       opt = (_training._default_optimizer(lr * rel, steps, warmup=True, b1=b1)
              if kind == "adam" else optax.lbfgs())
-      mse = float(run(start.params, x, y, opt, steps))
-      entry["runs"].append({"optimizer": kind, "b1": b1, "relative_lr": lr, "steps": steps,
-                            "mse": mse})
-      print(f"{name}: {kind} b1={b1} lr={lr} steps={steps}: {mse:.2e}", flush=True)
+      mse = float(run(starts[which], x, y, opt, steps))
+      entry["runs"].append({"optimizer": kind, "start": which, "b1": b1, "relative_lr": lr,
+                            "steps": steps, "mse": mse})
+      print(f"{name}: {kind} from {which} b1={b1} lr={lr} steps={steps}: {mse:.2e}",
+            flush=True)
     results["curves"][name] = entry
   results["seconds"] = time.perf_counter() - t0
   size = (f"{', '.join(names)}; stage 1 {args.steps} steps, stage 2 {args.steps} steps "
@@ -101,13 +118,14 @@ def main(argv=None):
 
 def markdown(results):
   """The table of ``stage2_sweep.json`` (without the command header) as Markdown."""
-  lines = ["| curve | stage 1 | optimiser | b1 | relative lr | steps | MSE | / limit |",
-           "|---|---|---|---|---|---|---|---|"]
+  lines = ["| curve | stage 1 | start | optimiser | b1 | relative lr | steps | MSE | / limit |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for name, entry in results["curves"].items():
     for r in entry["runs"]:
       b1 = "–" if r["b1"] is None else r["b1"]
       lr = "–" if r["relative_lr"] is None else r["relative_lr"]
-      lines.append(f"| {name} | {entry['stage1']:.2e} | {r['optimizer']} | {b1} | {lr} | "
+      lines.append(f"| {name} | {entry['stage1']:.2e} | {r.get('start', 'as built')} | "
+                   f"{r['optimizer']} | {b1} | {lr} | "
                    f"{r['steps']} | {r['mse']:.2e} | {r['mse'] / entry['limit']:.0f}x |")
   return "\n".join(lines) + "\n"
 

@@ -8,7 +8,7 @@ from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lips
                               local_lipschitz, region_polytope)
 from relucomp._batch import fit_batch
 from relucomp._layer import STAGES, CompositionalDense, difference_mlp, layer_to_mlp
-from relucomp._mlp import count_params, mlp_apply
+from relucomp._mlp import balance_neurons, count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
 from relucomp._plotting import plot_neurons_1d, plot_partition
 from relucomp._regions import LinearPieces, Regions2D, linear_pieces_1d, regions_2d
@@ -32,6 +32,7 @@ __all__ = [
     "activation_pattern",
     "affine_map",
     "atoms",
+    "balance_neurons",
     "checkified",
     "compositional",
     "compositional_mlp",

@@ -10,7 +10,7 @@ from jax.typing import ArrayLike
 
 from relucomp import _validation as v
 
-__all__ = ["mlp_apply", "check_params", "count_params"]
+__all__ = ["mlp_apply", "check_params", "count_params", "balance_neurons"]
 
 Params = Sequence[Mapping[str, jax.Array]]
 
@@ -107,3 +107,68 @@ def forward(layers: list[tuple[jax.Array, jax.Array]], x: jax.Array) -> jax.Arra
     h = jax.nn.relu(h @ kernel + bias)
   kernel, bias = layers[-1]
   return h @ kernel + bias
+
+
+def balance_neurons(params: Params) -> list[dict[str, jax.Array]]:
+  """Rescales every hidden neuron so its incoming and outgoing weights balance.
+
+  A ReLU network computes the same function when a hidden neuron's incoming
+  weights and bias are multiplied by ``alpha > 0`` and its outgoing weights
+  divided by ``alpha``. This picks, for each hidden neuron, the ``alpha``
+  that makes the squared norm of its incoming weights and bias equal to that
+  of its outgoing weights, ``alpha = (out / in) ** (1/4)``, all neurons at
+  once from the norms of the given network (one pass; a neuron with no
+  incoming or no outgoing weight keeps ``alpha = 1``). The function is
+  unchanged up to rounding; what changes is how gradient steps act on it:
+  :func:`relucomp.fit` hands a balanced network to its second stage, whose
+  Adam steps otherwise move the constant-carrying neurons of the
+  construction far more than the wave neurons.
+
+  Args:
+    params: a plain MLP, list of ``{"kernel": (n_in, n_out), "bias":
+      (n_out,)}`` layers.
+
+  Returns:
+    A new list of layers of the same shapes and dtype (the input is not
+    modified).
+
+  Raises:
+    ValueError: on a malformed layer or layers that do not chain.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import relucomp
+    >>> params = relucomp.compositional_mlp(jnp.array([0.3, 0.6, 0.5]),
+    ...                                     jnp.array([0.2, 0.05]))
+    >>> balanced = relucomp.balance_neurons(params)
+    >>> x = jnp.linspace(0, 1, 9)[:, None]
+    >>> bool(jnp.allclose(relucomp.mlp_apply(balanced, x), relucomp.mlp_apply(params, x),
+    ...                   atol=1e-6))
+    True
+  """
+  check_params(params)
+  dtype = v.float_dtype(*[layer["kernel"] for layer in params])
+  layers = [{"kernel": jnp.asarray(layer["kernel"], dtype),
+             "bias": jnp.asarray(layer["bias"], dtype)} for layer in params]
+  return balanced(layers)
+
+
+@jax.jit
+def balanced(layers: list[dict[str, jax.Array]]) -> list[dict[str, jax.Array]]:
+  """Unchecked :func:`balance_neurons` (traceable; used inside training)."""
+  alphas = []
+  for layer, nxt in zip(layers[:-1], layers[1:]):
+    fan_in = jnp.sum(layer["kernel"] ** 2, axis=0) + layer["bias"] ** 2
+    fan_out = jnp.sum(nxt["kernel"] ** 2, axis=1)
+    ok = (fan_in > 0) & (fan_out > 0)
+    ratio = jnp.where(ok, fan_out, 1) / jnp.where(ok, fan_in, 1)
+    alphas.append(jnp.sqrt(jnp.sqrt(ratio)))
+  out = []
+  for k, layer in enumerate(layers):
+    kernel, bias = layer["kernel"], layer["bias"]
+    if k > 0:
+      kernel = kernel / alphas[k - 1][:, None]
+    if k < len(alphas):
+      kernel, bias = kernel * alphas[k], bias * alphas[k]
+    out.append({"kernel": kernel, "bias": bias})
+  return out

@@ -19,6 +19,7 @@ from flax import struct
 from jax.typing import ArrayLike
 
 from relucomp import _init
+from relucomp import _mlp
 from relucomp import _validation as v
 from relucomp._network import compositional_mlp
 from relucomp._series import enforced_scales
@@ -296,7 +297,8 @@ def _prepare(x, y, key, mode, *, method, depth):
     sign = _sign(t, z, mode)
     peaks0 = _init.initial_peaks(key, depth, dtype=dtype)
     p1 = _initial_stage1(t, z, peaks0, sign, "enforced" if method == "no_pretrain" else method)
-    mlp0 = _build_mlp(_stage1_model(p1, "enforced" if method == "no_pretrain" else method, sign))
+    mlp0 = _stage2_start(_build_mlp(_stage1_model(
+        p1, "enforced" if method == "no_pretrain" else method, sign)))
   else:
     sign = jnp.ones((), dtype)
     p1 = None
@@ -305,6 +307,14 @@ def _prepare(x, y, key, mode, *, method, depth):
   if method not in _TWO_STAGE:
     p1 = None
   return t, z, norm, sign, p1, mlp0
+
+
+BALANCE = True
+
+
+def _stage2_start(mlp):
+  """The network stage 2 starts from: the built MLP with balanced neurons."""
+  return _mlp.balanced(mlp) if BALANCE else mlp
 
 
 def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, relative):
@@ -333,7 +343,13 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
     loss, g = jax.value_and_grad(loss1)(p)
     upd, o1 = _update(opt1, g, o1, p, loss, loss1)
     p = optax.apply_updates(p, upd)
-    mlp = _build_mlp(_stage1_model(p, method, sign))
+    # Stage 2 starts from the stage-1 network with balanced neurons. Only the
+    # last stage-1 step needs the MLP, unless every step is kept (``track``).
+    build = lambda q: _stage2_start(_build_mlp(_stage1_model(q, method, sign)))
+    if track:
+      mlp = build(p)
+    else:
+      mlp = jax.lax.cond(i == n1 - 1, build, lambda q: mlp, p)
     return (p, o1, mlp, o2, rel), loss
 
   def stage2(carry, i):

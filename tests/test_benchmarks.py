@@ -6,8 +6,11 @@ import json
 import os
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import relucomp
 from conftest import load_script
 
 _DIR = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
@@ -63,10 +66,41 @@ def test_stage2_sweep_tiny_run(tmp_path):
   results = sweep.main(["--curves", "x^3", "--steps", "20", "--b1", "0.98", "--lr",
                         "0.1", "--long", "30", "--out", str(tmp_path)])
   runs = results["curves"]["x^3"]["runs"]
-  assert [(r["optimizer"], r["b1"], r["steps"]) for r in runs] == [
-      ("adam", 0.98, 20), ("lbfgs", None, 20), ("lbfgs", None, 30)]
+  assert [(r["optimizer"], r["start"], r["b1"], r["steps"]) for r in runs] == [
+      ("adam", "balanced", 0.98, 20), ("adam", "as built", 0.98, 20),
+      ("lbfgs", "balanced", None, 20), ("lbfgs", "balanced", None, 30)]
   assert all(np.isfinite(r["mse"]) and r["mse"] > 0 for r in runs)
+  # Both starts are the stage-1 network; Adam moves them differently.
+  assert runs[0]["mse"] != runs[1]["mse"]
   # L-BFGS starts from the stage-1 network and only descends from there.
   stage1 = results["curves"]["x^3"]["stage1"]
-  assert runs[2]["mse"] <= runs[1]["mse"] < stage1
+  assert runs[3]["mse"] <= runs[2]["mse"] < stage1
   assert (tmp_path / "stage2_sweep.md").exists() and (tmp_path / "stage2_sweep.json").exists()
+
+
+def test_stage2_sweep_starts_encode_the_same_function():
+  sweep = _load("stage2_sweep")
+  x = jnp.linspace(0.0, 1.0, 200)
+  y = jnp.sin(x)                       # concave: the amplitude's sign is negative
+  start = relucomp.fit(x, y, key=jax.random.key(1), pretrain_steps=50, finetune_steps=0)
+  built = sweep._as_built(start, x, y)
+  np.testing.assert_allclose(relucomp.mlp_apply(built, x[:, None]),
+                             relucomp.mlp_apply(start.params, x[:, None]), atol=1e-6)
+  assert not np.allclose(built[1]["kernel"], start.params[1]["kernel"])
+
+
+def test_beyond_convex_tiny_run_with_a_longer_2d_budget(tmp_path):
+  bench = _load("beyond_convex")
+  results = bench.main(["--parts", "2d", "--models-2d", "1", "--steps", "3",
+                        "--long-2d", "4", "--kaiming-lrs", "1e-3", "--grid", "5",
+                        "--depth-2d", "2", "--out", str(tmp_path)])
+  assert results["config"]["steps_per_stage_2d_long"] == 4 and results["1d"] == {}
+  for part in ("2d", "2d_long"):
+    assert set(results[part]) == set(bench.TARGETS_2D)
+    for r in results[part].values():
+      assert np.isfinite(r["ratio"]) and r["ratio"] > 0
+      assert r["dense"]["0.001"]["n_params"] >= r["compositional"]["n_params"]
+  table = (tmp_path / "beyond_convex.md").read_text()
+  assert "**2-D, longer**: the same 2-D comparison with 4 + 4 steps" in table
+  saved = json.loads((tmp_path / "beyond_convex.json").read_text())
+  assert saved["2d_long"].keys() == results["2d_long"].keys()

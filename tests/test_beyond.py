@@ -114,11 +114,11 @@ def test_default_learning_rates_per_method(dc32, comp32):
   # compositional's; the result records the rates it used.
   _, _, res = dc32
   _, _, comp, dense = comp32
-  np.testing.assert_allclose(np.asarray(res.learning_rate), [1e-2, 1e-4], rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(res.learning_rate), [1e-2, 3e-4], rtol=1e-6)
   np.testing.assert_allclose(np.asarray(comp.learning_rate), [1e-2, 3e-4], rtol=1e-6)
   np.testing.assert_allclose(np.asarray(dense.learning_rate),
                              [_training.DEFAULT_RANDOM_INIT_LEARNING_RATE] * 2, rtol=1e-6)
-  assert _beyond.DEFAULT_LEARNING_RATE["dc"] == (1e-2, 1e-4)
+  assert _beyond.DEFAULT_LEARNING_RATE["dc"] == (1e-2, 3e-4)
 
 
 # -- several inputs ----------------------------------------------------------
