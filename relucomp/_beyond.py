@@ -203,8 +203,7 @@ def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
                          opt1, n1, keep)
   pretrained = _dc_model(p)
   mlp, hist2, traj2 = _run(lambda q: _mse(q, t[:, None], z),
-                               _training._stage2_start(_dc_mlp(pretrained)), opt2,
-                           n2, keep)
+                           _training._stage2_start(_dc_mlp(pretrained)), opt2, n2, keep)
   params = _training._fold(mlp, norm)
   from_stage1 = lambda q: _training._fold(_dc_mlp(_dc_model(q)), norm)
   snapshots = _training.snapshots_every(track, n1, n2, from_stage1(p0), traj1, from_stage1,

@@ -173,6 +173,11 @@ def _build_mlp(m: dict) -> Params:
   return layers
 
 
+def _stage2_start(mlp):
+  """The network stage 2 starts from: the built MLP with balanced neurons."""
+  return _mlp.balanced(mlp)
+
+
 def _apply(params: Params, t: jax.Array) -> jax.Array:
   """The MLP on a 1-D batch of inputs ``t`` (same as ``mlp_apply``)."""
   h = t[:, None] * params[0]["kernel"][0] + params[0]["bias"]
@@ -307,14 +312,6 @@ def _prepare(x, y, key, mode, *, method, depth):
   if method not in _TWO_STAGE:
     p1 = None
   return t, z, norm, sign, p1, mlp0
-
-
-BALANCE = True
-
-
-def _stage2_start(mlp):
-  """The network stage 2 starts from: the built MLP with balanced neurons."""
-  return _mlp.balanced(mlp) if BALANCE else mlp
 
 
 def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, relative):
@@ -570,6 +567,11 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   others. The amplitude is ``sign * exp(log_amp)``: it keeps the sign the
   curvature gives and never reaches zero, so the network has exactly
   ``2^d`` pieces all through stage 1 with ``"enforced"``.
+
+  Stage 2 (and ``"no_pretrain"``) starts from the construction with every
+  hidden neuron rescaled by :func:`relucomp.balance_neurons` (the same
+  function, its incoming and outgoing weights balanced), from which Adam
+  gets further in the same steps than from the construction as built.
 
   Optimisation: by default Adam (``b1 = 0.9``, ``b2 = 0.99``; in stage 2
   of the compositional methods ``b1 = STAGE2_B1 = 0.98``, heavy momentum
