@@ -110,7 +110,7 @@ def forward(layers: list[tuple[jax.Array, jax.Array]], x: jax.Array) -> jax.Arra
 
 
 def balance_neurons(params: Params) -> list[dict[str, jax.Array]]:
-  """Rescales every hidden neuron so its incoming and outgoing weights balance.
+  """Rescales every hidden neuron towards equal incoming and outgoing weights.
 
   A ReLU network computes the same function when a hidden neuron's incoming
   weights and bias are multiplied by ``alpha > 0`` and its outgoing weights
@@ -133,7 +133,8 @@ def balance_neurons(params: Params) -> list[dict[str, jax.Array]]:
     modified).
 
   Raises:
-    ValueError: on a malformed layer or layers that do not chain.
+    ValueError: on a malformed layer, layers that do not chain, or a NaN or
+      inf weight (checked when the values are concrete).
 
   Example:
     >>> import jax.numpy as jnp
@@ -147,6 +148,9 @@ def balance_neurons(params: Params) -> list[dict[str, jax.Array]]:
     True
   """
   check_params(params)
+  for i, layer in enumerate(params):
+    v.check_finite(layer["kernel"], f"params[{i}]['kernel']")
+    v.check_finite(layer["bias"], f"params[{i}]['bias']")
   dtype = v.float_dtype(*[layer["kernel"] for layer in params])
   layers = [{"kernel": jnp.asarray(layer["kernel"], dtype),
              "bias": jnp.asarray(layer["bias"], dtype)} for layer in params]

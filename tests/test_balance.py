@@ -121,6 +121,11 @@ def test_vmap_over_a_batch_of_networks(rng, x64):
     ([{"kernel": np.ones((2, 3)), "bias": np.ones(2)}], r"bias.*\(n_out,\)"),
     ([{"kernel": np.ones((1, 3)), "bias": np.ones(3)},
       {"kernel": np.ones((2, 1)), "bias": np.ones(1)}], "must chain"),
+    ([{"kernel": np.ones((1, 3)), "bias": np.array([0.0, np.nan, 0.0])},
+      {"kernel": np.ones((3, 1)), "bias": np.ones(1)}], r"params\[0\]\['bias'\] must be finite"),
+    ([{"kernel": np.ones((1, 3)), "bias": np.ones(3)},
+      {"kernel": np.full((3, 1), np.inf), "bias": np.ones(1)}],
+     r"params\[1\]\['kernel'\] must be finite"),
 ])
 def test_malformed_params_raise(bad, match):
   with pytest.raises(ValueError, match=match):
