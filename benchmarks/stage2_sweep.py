@@ -8,9 +8,10 @@ network, as ``fit`` does), each with the same warm-up and cosine decay as
 ``fit``'s default, from two encodings of the same function: the network
 ``fit`` hands to stage 2 (``balanced``: every hidden neuron rescaled by
 :func:`relucomp.balance_neurons`) and the construction as
-:func:`relucomp.compositional_mlp` builds it (``as built``). For reference, L-BFGS (optax, zoom line search) from the
-same start for the same number of steps and for ``--long`` steps: how far
-local descent from the stage-1 network can go at all.
+:func:`relucomp.compositional_mlp` builds it (``as built``). For reference,
+L-BFGS (optax, zoom line search) from the balanced start for the same number
+of steps and for ``--long`` steps: how far local descent from the stage-1
+network can go at all.
 
 Prints, per curve, the stage-1 MSE, the MSE after stage 2 for every setting,
 and its ratio to the 32-piece limit; writes ``stage2_sweep.json`` and
@@ -58,12 +59,7 @@ def _stage2(params, x, y, optimizer, steps):
 
 def _as_built(result, x, y):
   """The stage-1 network as the construction builds it (before ``fit`` balances it)."""
-  lo, hi = float(jnp.min(x)), float(jnp.max(x))
-  ylo, yhi = float(jnp.min(y)), float(jnp.max(y))
-  tscale = (1 - 2 * _training.INSET) / (hi - lo)
-  norm = {"tscale": tscale, "tshift": _training.INSET - lo * tscale, "ylo": ylo,
-          "yscale": yhi - ylo}
-  return _training._fold(_training._build_mlp(result.pretrained), norm)
+  return _training._fold(_training._build_mlp(result.pretrained), _training.normalisation(x, y))
 
 
 def main(argv=None):

@@ -193,7 +193,7 @@ def _dc_initial(key: jax.Array, t: jax.Array, z: jax.Array, depth: int) -> dict:
 
 @functools.partial(jax.jit, static_argnames=("depth", "n1", "n2", "optimizer", "track"))
 def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
-  norm = _normalise_1d(x, y)
+  norm = _training.normalisation(x, y)
   t = x * norm["tscale"] + norm["tshift"]
   z = (y - norm["ylo"]) / norm["yscale"]
   opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
@@ -211,16 +211,6 @@ def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
   return _finish(params, x[:, None], y, jnp.concatenate([hist1, hist2]), norm["yscale"],
                  pretrained=pretrained, interval=jnp.stack([norm["lo"], norm["hi"]]),
                  y_range=jnp.stack([norm["ylo"], norm["yhi"]]), lr=lr, snapshots=snapshots)
-
-
-def _normalise_1d(x, y):
-  dtype = x.dtype
-  lo, hi = jnp.min(x), jnp.max(x)
-  ylo, yhi = jnp.min(y), jnp.max(y)
-  tscale = (1 - 2 * _training.INSET) / (hi - lo)
-  return {"lo": lo, "hi": hi, "tscale": tscale, "tshift": _training.INSET - lo * tscale,
-          "ylo": ylo, "yhi": yhi,
-          "yscale": jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), dtype))}
 
 
 def _finish(params, x, y, history, yscale, *, pretrained, interval, y_range, lr,
@@ -241,7 +231,7 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer, track=None):
   """A Kaiming-initialised dense MLP on ``x (n, k)``, trained directly."""
   one_d = x.shape[1] == 1
   if one_d:
-    norm = _normalise_1d(x[:, 0], y)
+    norm = _training.normalisation(x[:, 0], y)
     shift, scale = norm["lo"] - _training.INSET / norm["tscale"], 1 / norm["tscale"]
     interval = jnp.stack([norm["lo"], norm["hi"]])
   else:

@@ -287,17 +287,23 @@ def _default_optimizer(lr, steps, warmup, b1=0.9):
 # --------------------------------------------------------------------------
 # The compiled training loop.
 
+def normalisation(x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+  """The maps of 1-D fits: ``t = tscale x + tshift`` onto ``[INSET, 1 - INSET]``
+  and ``z = (y - ylo) / yscale`` onto ``[0, 1]`` (``yscale = 1`` for constant ``y``)."""
+  lo, hi = jnp.min(x), jnp.max(x)
+  ylo, yhi = jnp.min(y), jnp.max(y)
+  tscale = (1 - 2 * INSET) / (hi - lo)
+  return {"lo": lo, "hi": hi, "tscale": tscale, "tshift": INSET - lo * tscale,
+          "ylo": ylo, "yhi": yhi,
+          "yscale": jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))}
+
+
 def _prepare(x, y, key, mode, *, method, depth):
   """Normalisation and the starting point (small program, compiled per method)."""
   dtype = x.dtype
-  lo, hi = jnp.min(x), jnp.max(x)
-  ylo, yhi = jnp.min(y), jnp.max(y)
-  yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), dtype))
-  tscale = (1 - 2 * INSET) / (hi - lo)
-  norm = {"lo": lo, "hi": hi, "tscale": tscale, "tshift": INSET - lo * tscale,
-          "ylo": ylo, "yhi": yhi, "yscale": yscale}
-  t = x * tscale + norm["tshift"]
-  z = (y - ylo) / yscale
+  norm = normalisation(x, y)
+  t = x * norm["tscale"] + norm["tshift"]
+  z = (y - norm["ylo"]) / norm["yscale"]
   if method in _COMPOSITIONAL:
     sign = _sign(t, z, mode)
     peaks0 = _init.initial_peaks(key, depth, dtype=dtype)
