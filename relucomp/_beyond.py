@@ -203,7 +203,7 @@ def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
                          opt1, n1, keep)
   pretrained = _dc_model(p)
   mlp, hist2, traj2 = _run(lambda q: _mse(q, t[:, None], z),
-                           _training._stage2_start(_dc_mlp(pretrained)), opt2, n2, keep)
+                           _mlp.balanced(_dc_mlp(pretrained)), opt2, n2, keep)
   params = _training._fold(mlp, norm)
   from_stage1 = lambda q: _training._fold(_dc_mlp(_dc_model(q)), norm)
   snapshots = _training.snapshots_every(track, n1, n2, from_stage1(p0), traj1, from_stage1,
@@ -237,8 +237,7 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer, track=None):
   else:
     shift, scale = jnp.mean(x, axis=0), jnp.std(x, axis=0)
     interval = jnp.stack([jnp.min(x, axis=0), jnp.max(x, axis=0)], axis=1)
-  ylo, yhi = jnp.min(y), jnp.max(y)
-  yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))
+  ylo, yhi, yscale = _training.target_range(y)
   xn, z = (x - shift) / scale, (y - ylo) / yscale
   _, opt = _optimizers(lr, optimizer, 0, steps, b1=0.9)     # plain Adam for the baseline
   if one_d:
@@ -302,8 +301,7 @@ def compositional_param_count(in_features: int, *, width: int, depth: int) -> in
                                              "track"))
 def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer, track=None):
   shift, scale = jnp.mean(x, axis=0), jnp.std(x, axis=0)
-  ylo, yhi = jnp.min(y), jnp.max(y)
-  yscale = jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))
+  ylo, yhi, yscale = _training.target_range(y)
   xn, z = (x - shift) / scale, (y - ylo) / yscale
   opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
   net = CompositionalNet(x.shape[1], width=width, depth=depth, rngs=nnx.Rngs(key),

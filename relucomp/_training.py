@@ -173,11 +173,6 @@ def _build_mlp(m: dict) -> Params:
   return layers
 
 
-def _stage2_start(mlp):
-  """The network stage 2 starts from: the built MLP with balanced neurons."""
-  return _mlp.balanced(mlp)
-
-
 def _apply(params: Params, t: jax.Array) -> jax.Array:
   """The MLP on a 1-D batch of inputs ``t`` (same as ``mlp_apply``)."""
   h = t[:, None] * params[0]["kernel"][0] + params[0]["bias"]
@@ -287,15 +282,21 @@ def _default_optimizer(lr, steps, warmup, b1=0.9):
 # --------------------------------------------------------------------------
 # The compiled training loop.
 
+def target_range(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(ylo, yhi, yscale)``: ``z = (y - ylo) / yscale`` maps ``y`` onto ``[0, 1]``
+  (``yscale = 1`` for a constant ``y``)."""
+  ylo, yhi = jnp.min(y), jnp.max(y)
+  return ylo, yhi, jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), y.dtype))
+
+
 def normalisation(x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
   """The maps of 1-D fits: ``t = tscale x + tshift`` onto ``[INSET, 1 - INSET]``
-  and ``z = (y - ylo) / yscale`` onto ``[0, 1]`` (``yscale = 1`` for constant ``y``)."""
+  and ``y`` onto ``[0, 1]`` by :func:`target_range`."""
   lo, hi = jnp.min(x), jnp.max(x)
-  ylo, yhi = jnp.min(y), jnp.max(y)
+  ylo, yhi, yscale = target_range(y)
   tscale = (1 - 2 * INSET) / (hi - lo)
   return {"lo": lo, "hi": hi, "tscale": tscale, "tshift": INSET - lo * tscale,
-          "ylo": ylo, "yhi": yhi,
-          "yscale": jnp.where(yhi > ylo, yhi - ylo, jnp.ones((), x.dtype))}
+          "ylo": ylo, "yhi": yhi, "yscale": yscale}
 
 
 def _prepare(x, y, key, mode, *, method, depth):
@@ -308,7 +309,7 @@ def _prepare(x, y, key, mode, *, method, depth):
     sign = _sign(t, z, mode)
     peaks0 = _init.initial_peaks(key, depth, dtype=dtype)
     p1 = _initial_stage1(t, z, peaks0, sign, "enforced" if method == "no_pretrain" else method)
-    mlp0 = _stage2_start(_build_mlp(_stage1_model(
+    mlp0 = _mlp.balanced(_build_mlp(_stage1_model(
         p1, "enforced" if method == "no_pretrain" else method, sign)))
   else:
     sign = jnp.ones((), dtype)
@@ -348,7 +349,7 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
     p = optax.apply_updates(p, upd)
     # Stage 2 starts from the stage-1 network with balanced neurons. Only the
     # last stage-1 step needs the MLP, unless every step is kept (``track``).
-    build = lambda q: _stage2_start(_build_mlp(_stage1_model(q, method, sign)))
+    build = lambda q: _mlp.balanced(_build_mlp(_stage1_model(q, method, sign)))
     if track:
       mlp = build(p)
     else:

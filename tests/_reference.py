@@ -60,15 +60,21 @@ def count_pieces_between(fn, knots: np.ndarray) -> int:
   return int(1 + np.count_nonzero(real_kinks))
 
 
-def numpy_patterns(params, x: np.ndarray) -> np.ndarray:
-  """Activation patterns by a plain float64 NumPy forward pass.
+def numpy_preactivations(params, x: np.ndarray) -> list[np.ndarray]:
+  """Every layer's pre-activations by a plain float64 NumPy forward pass.
 
-  ``x`` has shape ``(N, n_in)``; returns ``(N, total hidden neurons)``.
+  ``x`` has shape ``(N, n_in)``; the last entry is the network's output.
   """
   h = np.asarray(x, np.float64)
   out = []
-  for layer in params[:-1]:
-    z = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
-    out.append(z > 0)
-    h = np.maximum(z, 0.0)
-  return np.concatenate(out, axis=-1)
+  for i, layer in enumerate(params):
+    if i:
+      h = np.maximum(out[-1], 0.0)
+    out.append(h @ np.asarray(layer["kernel"], np.float64)
+               + np.asarray(layer["bias"], np.float64))
+  return out
+
+
+def numpy_patterns(params, x: np.ndarray) -> np.ndarray:
+  """Activation patterns (``N, total hidden neurons``) of :func:`numpy_preactivations`."""
+  return np.concatenate([z > 0 for z in numpy_preactivations(params, x)[:-1]], axis=-1)

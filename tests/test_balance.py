@@ -9,16 +9,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 import relucomp
+from _reference import numpy_preactivations
 from conftest import enable_x64
 
 
 def _numpy_forward(params, x):
-  h = np.asarray(x, np.float64)
-  for layer in params[:-1]:
-    h = np.maximum(h @ np.asarray(layer["kernel"], np.float64)
-                   + np.asarray(layer["bias"], np.float64), 0.0)
-  return h @ np.asarray(params[-1]["kernel"], np.float64) + np.asarray(params[-1]["bias"],
-                                                                         np.float64)
+  return numpy_preactivations(params, x)[-1]
 
 
 def _numpy_balanced(params):

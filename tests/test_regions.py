@@ -14,7 +14,7 @@ from hypothesis import given, settings
 import relucomp
 from relucomp import _regions
 from relucomp import _regions2d_kernel as _kernel
-from _reference import numpy_patterns
+from _reference import numpy_patterns, numpy_preactivations
 from _regions2d_reference import regions_2d as regions_2d_reference
 from conftest import enable_x64
 
@@ -554,15 +554,11 @@ def _rotated(poly):
 def _layer_values(params, y):
   """Every hidden layer's pre-activations at ``y`` (float64 NumPy) and the
   sums of the absolute values of their terms."""
-  h = np.asarray(y, np.float64)
-  out = []
-  for layer in params[:-1]:
-    kernel = np.asarray(layer["kernel"], np.float64)
-    bias = np.asarray(layer["bias"], np.float64)
-    z = h @ kernel + bias
-    out.append((z, np.abs(h) @ np.abs(kernel) + np.abs(bias)))
-    h = np.maximum(z, 0.0)
-  return out
+  pre = numpy_preactivations(params, y)
+  inputs = [np.asarray(y, np.float64)] + [np.maximum(z, 0.0) for z in pre[:-2]]
+  return [(z, np.abs(h) @ np.abs(np.asarray(layer["kernel"], np.float64))
+           + np.abs(np.asarray(layer["bias"], np.float64)))
+          for z, h, layer in zip(pre[:-1], inputs, params[:-1])]
 
 
 @settings(max_examples=12)
