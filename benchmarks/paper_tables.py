@@ -4,6 +4,12 @@ Four curves (x^3, x^11, sin(x), tanh(3x); 500 evenly spaced points on
 [0, 1]) x five setups (kaiming, raai, no_pretrain, free_scales, enforced) x
 ``--models`` networks of depth 5 and width 4, each trained for
 ``--steps`` steps per stage (one-stage setups get both stages' steps).
+A sixth setup, ``enforced_lm``, is not the paper's: "enforced" with stage 2
+run by ``relucomp.levenberg_marquardt`` for ``--lm-steps`` (default 100)
+steps instead of Adam; each of its steps forms the Jacobian of the residuals
+and solves a 97 x 97 system, so it costs about as much as 25-30 Adam steps
+(the timing line has its own figures). It runs with ``--with-lm`` (or when
+named in ``--setups``); the default is the paper's five.
 All models of one setup, for all four curves, train in one compiled program
 (``jax.vmap`` over keys and over targets); the sparse-data runs in another.
 
@@ -38,6 +44,7 @@ equal results up to float32 rounding; ``--default-xla`` keeps XLA's
 defaults.
 
 Full run (the paper's 30 models):  python benchmarks/paper_tables.py [--full]
+With the Levenberg-Marquardt row:  python benchmarks/paper_tables.py --full --with-lm
 Demo:                              python benchmarks/paper_tables.py --quick   (5 models)
 Writes ``paper_tables.json``, ``paper_tables.md`` (the tables, with the
 command) and ``fits.png`` to ``--out``.
@@ -61,9 +68,13 @@ import relucomp
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _results  # noqa: E402
 
-SETUPS = ("kaiming", "raai", "no_pretrain", "free_scales", "enforced")
+#: The paper's five setups, then "enforced_lm": "enforced" with stage 2 by
+#: ``relucomp.levenberg_marquardt`` (``--lm-steps`` steps) instead of Adam.
+PAPER_SETUPS = ("kaiming", "raai", "no_pretrain", "free_scales", "enforced")
+SETUPS = PAPER_SETUPS + ("enforced_lm",)
 LABELS = {"kaiming": "default (Kaiming)", "raai": "RAAI", "no_pretrain": "no pretraining",
-          "free_scales": "not enforced", "enforced": "enforced"}
+          "free_scales": "not enforced", "enforced": "enforced",
+          "enforced_lm": "enforced, LM stage 2"}
 CURVES = {
     "x^3": lambda x: x ** 3,
     "x^11": lambda x: x ** 11,
@@ -82,6 +93,9 @@ PAPER_SPARSE = {
     "kaiming": {"x^3": 2.41e-4, "x^11": 2.14e-3, "sin(x)": 2.27e-5, "tanh(3x)": 1.60e-4},
     "enforced": {"x^3": 5.65e-6, "x^11": 6.53e-4, "sin(x)": 7.92e-7, "tanh(3x)": 5.09e-6},
 }
+#: The paper's setup each of ours is compared with (the optimiser of stage 2
+#: aside).
+PAPER_SETUP = {"enforced_lm": "enforced"}
 LIMIT_REFERENCE = {"x^3": 9.0e-9, "x^11": 8.3e-9, "sin(x)": 2.2e-10, "tanh(3x)": 7.2e-9}
 
 
@@ -159,15 +173,24 @@ def _limits(x, ys, names):
   return out, time.perf_counter() - t0
 
 
-def _compile_setup(method, xs, ys, keys, steps, lr):
+def _fit_settings(setup, steps, lm_steps):
+  """``relucomp.fit`` keywords of a setup (besides the learning rate)."""
+  if setup == "enforced_lm":
+    return dict(method="enforced", pretrain_steps=steps, finetune_steps=lm_steps,
+                optimizer=(None, relucomp.levenberg_marquardt()))
+  return dict(method=setup, pretrain_steps=steps, finetune_steps=steps)
+
+
+def _compile_setup(method, xs, ys, keys, steps, lr, lm_steps):
   """Compiles one setup for all (x, y) rows and keys; returns (program, seconds)."""
+  settings = _fit_settings(method, steps, lm_steps)
+
   def run(xx, yy, kk):
     # One vmap over (curve, model) pairs: tracing and lowering a doubly
     # vmapped fit take about twice as long, and compilation is the longest path.
     n_curves, n_models = yy.shape[0], kk.shape[0]
     flat = jax.vmap(lambda x1, y1, k: relucomp.fit(
-        x1, y1, key=k, method=method, pretrain_steps=steps, finetune_steps=steps,
-        learning_rate=lr))(jnp.repeat(xx, n_models, axis=0), jnp.repeat(yy, n_models, axis=0),
+        x1, y1, key=k, learning_rate=lr, **settings))(jnp.repeat(xx, n_models, axis=0), jnp.repeat(yy, n_models, axis=0),
                            jnp.tile(kk, n_curves))
     return jax.tree.map(lambda a: a.reshape((n_curves, n_models) + a.shape[1:]), flat)
 
@@ -205,11 +228,16 @@ def main(argv=None):
   size.add_argument("--quick", action="store_true", help="5 models (same as --models 5)")
   size.add_argument("--full", action="store_true", help="30 models, the paper's (the default)")
   parser.add_argument("--steps", type=int, default=1000, help="steps per stage (paper: 1000)")
+  parser.add_argument("--lm-steps", type=int, default=100,
+                      help="stage-2 Levenberg-Marquardt steps of setup enforced_lm")
   parser.add_argument("--points", type=int, default=500, help="training points per curve")
   parser.add_argument("--baseline-lr", type=float, default=1e-3,
                       help="learning rate of the kaiming and raai setups")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--setups", default=",".join(SETUPS))
+  parser.add_argument("--setups", default=",".join(PAPER_SETUPS),
+                      help=f"comma-separated, from {','.join(SETUPS)} (default: the paper's five)")
+  parser.add_argument("--with-lm", action="store_true",
+                      help="also run setup enforced_lm (stage 2 by Levenberg-Marquardt)")
   parser.add_argument("--out", default="out/paper_tables")
   parser.add_argument("--no-figure", action="store_true")
   parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -219,6 +247,11 @@ def main(argv=None):
 
   n_models = args.models or (5 if args.quick else 30)
   setups = [s for s in args.setups.split(",") if s]
+  unknown = [s for s in setups if s not in SETUPS]
+  if unknown:
+    parser.error(f"--setups: unknown {', '.join(unknown)}; choose from {', '.join(SETUPS)}")
+  if args.with_lm and "enforced_lm" not in setups:
+    setups.append("enforced_lm")
   os.makedirs(args.out, exist_ok=True)
   start = time.perf_counter()
 
@@ -244,9 +277,10 @@ def main(argv=None):
   jobs = {}
   for method in setups:
     lr = args.baseline_lr if method in ("kaiming", "raai") else None   # None: fit's default
-    jobs[(method, "dense")] = (method, np.broadcast_to(x, ys.shape), ys, keys, args.steps, lr)
+    jobs[(method, "dense")] = (method, np.broadcast_to(x, ys.shape), ys, keys, args.steps, lr,
+                               args.lm_steps)
     jobs[(method, "sparse")] = (method, np.broadcast_to(xs_train, ys_train.shape), ys_train,
-                                keys, args.steps, lr)
+                                keys, args.steps, lr, args.lm_steps)
   jobs = {name: (job[0], jnp.asarray(job[1]), jnp.asarray(job[2])) + job[3:]
           for name, job in jobs.items()}
   dense_first = sorted(jobs, key=lambda name: name[1] != "dense")
@@ -269,6 +303,9 @@ def main(argv=None):
   timing["train_wall"] = time.perf_counter() - t_start
   results["limit"], timing["limit"] = limits.result()
   timing["dense_wall"] = max(t for name, t in finished.items() if name[1] == "dense")
+  timing["paper_dense_wall"] = max((t for name, t in finished.items()
+                                    if name[1] == "dense" and name[0] in PAPER_SETUPS),
+                                   default=None)
   bar.update()
 
   for method in setups:
@@ -310,7 +347,7 @@ def main(argv=None):
   results["timing"] = {
       "total_s": total, "limit_s": timing["limit"], "workers": args.workers,
       "compile_wall_s": timing["compile_wall"], "train_wall_s": timing["train_wall"],
-      "dense_wall_s": timing["dense_wall"],
+      "dense_wall_s": timing["dense_wall"], "paper_dense_wall_s": timing["paper_dense_wall"],
       "compile_sum_s": sum(t["compile"] + t["sparse_compile"] for t in per_setup.values()),
       "run_sum_s": sum(t["run"] + t["sparse_run"] for t in per_setup.values()),
       "per_setup": per_setup}
@@ -333,15 +370,17 @@ def markdown(results):
   n_models, steps = s["models"], s["steps"]
   names = list(results["limit"])
   setups = list(results["setups"])
+  lm = (f" ({LABELS['enforced_lm']}: {steps} + {s.get('lm_steps')} Levenberg-Marquardt "
+        "steps)" if "enforced_lm" in setups else "")
   lines = [f"**Training MSE**, {n_models} models per setup, depth 5, width 4, "
-           f"{steps} + {steps} steps, {s['points']} points on [0, 1]:", ""]
+           f"{steps} + {steps} steps{lm}, {s['points']} points on [0, 1]:", ""]
   lines.append("| curve | setup | min | paper min | mean | paper mean | min / limit | "
                "collapsed | pieces (best; median, max) |")
   lines.append("|---|---|---|---|---|---|---|---|---|")
   for c in names:
     for m in setups:
       e = results["setups"][m][c]
-      paper = PAPER.get(m, {}).get(c, (None, None))
+      paper = PAPER.get(PAPER_SETUP.get(m, m), {}).get(c, (None, None))
       pcs = [p for p in e["pieces"] if p >= 0]
       lines.append(
           f"| {c} | {LABELS[m]} | {_fmt(e['min'])} | {_fmt(paper[0])} | {_fmt(e['mean'])} | "
@@ -358,14 +397,15 @@ def markdown(results):
   lines.append("|---|" + "---|" * len(names))
   for m in setups:
     ours = results["sparse"][m]
-    paper = PAPER_SPARSE.get(m, {})
+    paper = PAPER_SPARSE.get(PAPER_SETUP.get(m, m), {})
     lines.append(f"| {LABELS[m]} | " + " | ".join(
         f"{_fmt(ours[c])} (paper {_fmt(paper.get(c))})" for c in names) + " |")
   t = results["timing"]
   lines += ["", f"Time: total {t['total_s']:.1f} s ({t['workers']} training threads): "
             f"compilation and training {t['train_wall_s']:.1f} s (all compiled after "
             f"{t['compile_wall_s']:.1f} s, the dense curves trained after "
-            f"{t['dense_wall_s']:.1f} s, the sparse ones after all; the 32-piece limits, "
+            f"{t['dense_wall_s']:.1f} s{_paper_part(t)}, the sparse ones after all; the "
+            "32-piece limits, "
             f"{t['limit_s']:.1f} s, beside them), then pieces, errors and output. "
             f"Summed over the programs: compile {t['compile_sum_s']:.1f} s, training "
             f"{t['run_sum_s']:.1f} s. Per setup (compile / run, s; dense then sparse): " +
@@ -373,6 +413,13 @@ def markdown(results):
                       f"{v['sparse_compile']:.1f}/{v['sparse_run']:.1f}"
                       for m, v in t["per_setup"].items()), ""]
   return "\n".join(lines)
+
+
+def _paper_part(timing):
+  paper = timing.get("paper_dense_wall_s")
+  if paper is None or paper == timing["dense_wall_s"]:
+    return ""
+  return f" (those of the paper's setups after {paper:.1f} s)"
 
 
 def _figure(x, ys, names, setups, best_pred, path):

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 import relucomp
-from relucomp import _training
+from relucomp import _levenberg, _training
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _results  # noqa: E402
@@ -44,13 +44,16 @@ from paper_tables import CURVES, piecewise_linear_limit  # noqa: E402
 
 def _stage2(params, x, y, optimizer, steps):
   """Runs ``steps`` steps of ``optimizer`` on the MLP's MSE; returns the final MSE."""
+  def residual(p):
+    return relucomp.mlp_apply(p, x[:, None])[:, 0] - y
+
   def loss(p):
-    return jnp.mean((relucomp.mlp_apply(p, x[:, None])[:, 0] - y) ** 2)
+    return jnp.mean(residual(p) ** 2)
 
   def body(carry, _):
     p, state = carry
     value, grad = jax.value_and_grad(loss)(p)
-    updates, state = _training._update(optimizer, grad, state, p, value, loss)
+    updates, state = _levenberg.update(optimizer, grad, state, p, value, loss, residual)
     return (optax.apply_updates(p, updates), state), value
 
   (p, _), _ = jax.lax.scan(body, (params, optimizer.init(params)), None, length=steps)

@@ -8,6 +8,7 @@ from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lips
                               local_lipschitz, region_polytope)
 from relucomp._batch import fit_batch
 from relucomp._layer import STAGES, CompositionalDense, difference_mlp, layer_to_mlp
+from relucomp._levenberg import LevenbergMarquardtState, levenberg_marquardt
 from relucomp._mlp import balance_neurons, count_params, mlp_apply
 from relucomp._network import NEURONS, compositional_mlp
 from relucomp._plotting import plot_neurons_1d, plot_partition
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Atoms",
     "FitResult",
+    "LevenbergMarquardtState",
     "LinearPieces",
     "NEURONS",
     "PiecesHistory",
@@ -43,6 +45,7 @@ __all__ = [
     "fit_batch",
     "layer_to_mlp",
     "linear_pieces_1d",
+    "levenberg_marquardt",
     "lipschitz_bound",
     "load",
     "local_lipschitz",

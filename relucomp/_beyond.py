@@ -50,6 +50,7 @@ from flax import nnx
 
 from relucomp import _init
 from relucomp import _layer
+from relucomp import _levenberg
 from relucomp import _mlp
 from relucomp import _training
 from relucomp import _validation as v
@@ -67,20 +68,21 @@ Params = list
 
 # -- helpers -----------------------------------------------------------------
 
-def _run(loss_fn: Callable[[Any], jax.Array], params: Any,
+def _run(residual_fn: Callable[[Any], jax.Array], params: Any,
          tx: optax.GradientTransformation, steps: int,
          keep: bool = False) -> tuple[Any, jax.Array, Any]:
-  """``steps`` optimiser steps in one ``lax.scan``.
+  """``steps`` optimiser steps on the mean squared ``residual_fn`` in one ``lax.scan``.
 
   Returns the params, the loss before each step and, with ``keep``, the
   params after every step stacked along a leading axis (else ``None``).
   """
   state = tx.init(params)
+  loss_fn = lambda p: jnp.mean(residual_fn(p) ** 2)
 
   def step(carry, _):
     p, s = carry
     loss, grads = jax.value_and_grad(loss_fn)(p)
-    updates, s = tx.update(grads, s, p)
+    updates, s = _levenberg.update(tx, grads, s, p, loss, loss_fn, residual_fn)
     p = optax.apply_updates(p, updates)
     return (p, s), (loss, p if keep else None)
 
@@ -105,8 +107,12 @@ def fold_affine(params: Params, *, in_shift: jax.Array, in_scale: jax.Array,
   return out
 
 
+def _residual(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+  return _mlp.mlp_apply(params, x)[..., 0] - y
+
+
 def _mse(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-  return jnp.mean((_mlp.mlp_apply(params, x)[..., 0] - y) ** 2)
+  return jnp.mean(_residual(params, x, y) ** 2)
 
 
 def kaiming_dense(key: jax.Array, sizes: tuple[int, ...], dtype: Any) -> Params:
@@ -139,14 +145,14 @@ def dense_width_for(n_in: int, depth: int, n_params: int) -> int:
 
 
 def _optimizers(learning_rate, optimizer, n1: int, n2: int, b1: float = _training.STAGE2_B1):
-  """Default optimisers of the two stages (stage 2 with first-moment decay ``b1``)."""
-  lr = learning_rate
-  if optimizer is None:
-    return (_training._default_optimizer(lr[0], n1, warmup=False),
-            _training._default_optimizer(lr[1], n2, warmup=True, b1=b1))
-  if isinstance(optimizer, optax.GradientTransformation):
-    return optimizer, optimizer
-  return tuple(optimizer)
+  """The optimisers of the two stages: the given ones, defaults where ``None``
+  (stage 2 with first-moment decay ``b1``)."""
+  opt1, opt2 = _training.stage_optimizers(optimizer)
+  if opt1 is None:
+    opt1 = _training._default_optimizer(learning_rate[0], n1, warmup=False)
+  if opt2 is None:
+    opt2 = _training._default_optimizer(learning_rate[1], n2, warmup=True, b1=b1)
+  return opt1, opt2
 
 
 # -- 1-D: difference of two compositional networks ------------------------------
@@ -199,10 +205,9 @@ def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
   opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
   p0 = _dc_initial(key, t, z, depth)
   keep = track is not None
-  p, hist1, traj1 = _run(lambda q: jnp.mean((_dc_closed(t, _dc_model(q)) - z) ** 2), p0,
-                         opt1, n1, keep)
+  p, hist1, traj1 = _run(lambda q: _dc_closed(t, _dc_model(q)) - z, p0, opt1, n1, keep)
   pretrained = _dc_model(p)
-  mlp, hist2, traj2 = _run(lambda q: _mse(q, t[:, None], z),
+  mlp, hist2, traj2 = _run(lambda q: _residual(q, t[:, None], z),
                            _mlp.balanced(_dc_mlp(pretrained)), opt2, n2, keep)
   params = _training._fold(mlp, norm)
   from_stage1 = lambda q: _training._fold(_dc_mlp(_dc_model(q)), norm)
@@ -247,7 +252,7 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer, track=None):
   raw = lambda q: fold_affine(q, in_shift=shift, in_scale=scale, out_shift=ylo,
                              out_scale=yscale)
   start = raw(mlp)
-  mlp, hist, traj = _run(lambda q: _mse(q, xn, z), mlp, opt, steps, track is not None)
+  mlp, hist, traj = _run(lambda q: _residual(q, xn, z), mlp, opt, steps, track is not None)
   snapshots = _training.snapshots_every(track, 0, steps, start, None, raw, traj, raw)
   return _finish(raw(mlp), x, y, hist, yscale, pretrained=None, interval=interval,
                  y_range=jnp.stack([ylo, yhi]), lr=lr, snapshots=snapshots)
@@ -311,8 +316,8 @@ def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer, trac
 
   def train(net, steps, tx):
     graphdef, params, rest = nnx.split(net, nnx.Param, ...)
-    loss = lambda p: jnp.mean((nnx.merge(graphdef, p, rest)(xn)[:, 0] - z) ** 2)
-    params, hist, traj = _run(loss, params, tx, steps, track is not None)
+    residual = lambda p: nnx.merge(graphdef, p, rest)(xn)[:, 0] - z
+    params, hist, traj = _run(residual, params, tx, steps, track is not None)
     to_mlp = lambda p: raw(nnx.merge(graphdef, p, rest).to_mlp())
     return nnx.merge(graphdef, params, rest), hist, traj, to_mlp
 

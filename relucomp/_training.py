@@ -19,6 +19,7 @@ from flax import struct
 from jax.typing import ArrayLike
 
 from relucomp import _init
+from relucomp import _levenberg
 from relucomp import _mlp
 from relucomp import _validation as v
 from relucomp._network import compositional_mlp
@@ -254,19 +255,14 @@ def _initial_stage1(t, z, peaks, sign, method):
   return p
 
 
-def _optimizers(optimizer, lr):
+def stage_optimizers(optimizer: Any) -> tuple[Any, Any]:
+  """``(stage 1, stage 2)`` optimisers from the checked ``optimizer``; ``None``
+  for a stage that keeps its default."""
   if optimizer is None:
-    return None
+    return None, None
   if isinstance(optimizer, optax.GradientTransformation):
     return optimizer, optimizer
   return tuple(optimizer)
-
-
-def _update(opt, grads, state, params, value, value_fn):
-  """``opt.update``, passing value/grad/value_fn to optimisers that take them (L-BFGS)."""
-  if isinstance(opt, optax.GradientTransformationExtraArgs):
-    return opt.update(grads, state, params, value=value, grad=grads, value_fn=value_fn)
-  return opt.update(grads, state, params)
 
 
 def _default_optimizer(lr, steps, warmup, b1=0.9):
@@ -329,23 +325,28 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
     n2 = n1 + n2
     n1 = 0
 
-  opts = _optimizers(optimizer, lr)
-  if opts is None:
+  opt1, opt2 = stage_optimizers(optimizer)
+  if opt1 is None:
     opt1 = _default_optimizer(lr[0], n1, warmup=False)
+  if opt2 is None:
     opt2 = _default_optimizer(lr[1], n2, warmup=True, b1=STAGE2_B1 if relative else 0.9)
-  else:
-    opt1, opt2 = opts
+
+  def residual1(p):
+    return _closed_form(t, _stage1_model(p, method, sign)) - z
+
+  def residual2(params):
+    return _apply(params, t) - z
 
   def loss1(p):
-    return jnp.mean((_closed_form(t, _stage1_model(p, method, sign)) - z) ** 2)
+    return jnp.mean(residual1(p) ** 2)
 
   def loss2(params):
-    return jnp.mean((_apply(params, t) - z) ** 2)
+    return jnp.mean(residual2(params) ** 2)
 
   def stage1(carry, i):
     p, o1, mlp, o2, rel = carry
     loss, g = jax.value_and_grad(loss1)(p)
-    upd, o1 = _update(opt1, g, o1, p, loss, loss1)
+    upd, o1 = _levenberg.update(opt1, g, o1, p, loss, loss1, residual1)
     p = optax.apply_updates(p, upd)
     # Stage 2 starts from the stage-1 network with balanced neurons. Only the
     # last stage-1 step needs the MLP, unless every step is kept (``track``).
@@ -363,8 +364,9 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
       # The step scale: the RMS residual of the network stage 2 starts from.
       rel = jnp.where(i == n1, jnp.sqrt(loss), rel)
       g = jax.tree.map(lambda a: a / rel, g)
-    upd, o2 = _update(opt2, g, o2, mlp, loss / (rel * rel) if relative else loss,
-                      (lambda q: loss2(q) / (rel * rel)) if relative else loss2)
+    upd, o2 = _levenberg.update(opt2, g, o2, mlp, loss / (rel * rel) if relative else loss,
+                                (lambda q: loss2(q) / (rel * rel)) if relative else loss2,
+                                residual2)
     if relative:
       upd = jax.tree.map(lambda a: a * rel, upd)
     mlp = optax.apply_updates(mlp, upd)
@@ -437,7 +439,8 @@ def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
   loop_method = method if method in _TWO_STAGE else "one_stage"
   return _loop_jit(t, z, norm, sign, p1, mlp0, lr, method=loop_method, n1=n1, n2=n2,
                    track=track, optimizer=optimizer,
-                   relative=optimizer is None and method in _COMPOSITIONAL)
+                   relative=stage_optimizers(optimizer)[1] is None
+                   and method in _COMPOSITIONAL)
 
 
 # --------------------------------------------------------------------------
@@ -481,10 +484,14 @@ def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, A
   if optimizer is not None:
     pair = (optimizer,) if isinstance(optimizer, optax.GradientTransformation) else optimizer
     if not (isinstance(pair, (tuple, list)) and len(pair) in (1, 2) and all(
-        isinstance(o, optax.GradientTransformation) for o in pair)):
+        o is None or isinstance(o, optax.GradientTransformation) for o in pair)):
       raise ValueError("optimizer must be None, an optax GradientTransformation or "
-                       f"a pair of them; got {type(optimizer).__name__}.")
-    optimizer = tuple(pair) if len(pair) == 2 else pair[0]
+                       "a pair (stage 1, stage 2) of them, where None keeps that stage's "
+                       f"default; got {optimizer!r}.")
+    if len(pair) == 1:
+      optimizer = pair[0]
+    else:
+      optimizer = None if all(o is None for o in pair) else tuple(pair)
   return lr, optimizer
 
 
@@ -597,7 +604,10 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
   any optax ``GradientTransformation`` (or a pair, one per stage); each
   stage gets a fresh optimiser state, and optimisers that take the loss
   value and a value function (``GradientTransformationExtraArgs`` such as
-  ``optax.lbfgs()``) receive them. All steps of both stages run in one
+  ``optax.lbfgs()``) receive them; :func:`relucomp.levenberg_marquardt`
+  receives the residuals (``prediction - target`` in normalised units) as a
+  function of the parameters. The stage-2 rate is relative only for the
+  default stage-2 optimiser. All steps of both stages run in one
   ``lax.scan``; ``fit`` is a pure function of its array arguments, so
   ``jax.vmap`` over ``key`` or over a batch of ``y`` trains many models at
   once (the input checks and the curvature warning then only run on
@@ -615,7 +625,9 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     learning_rate: ``None`` (the defaults above), a positive number or a
       pair ``(stage 1, stage 2)``.
     optimizer: ``None`` for the default, an optax ``GradientTransformation``
-      or a pair of them.
+      or a pair ``(stage 1, stage 2)`` of them in which ``None`` keeps that
+      stage's default (``(None, relucomp.levenberg_marquardt())``: stage 2
+      by Levenberg-Marquardt steps).
     curvature: ``"auto"`` (detected from the data), ``"convex"`` or
       ``"concave"``. ``"auto"`` warns if the data are neither.
     track_pieces_every: ``None`` or ``k >= 1``: keep the MLP every ``k``

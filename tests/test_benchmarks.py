@@ -44,12 +44,12 @@ def test_limit_matches_an_equispaced_knot_fit_and_the_notes(paper_tables):
 def test_paper_tables_tiny_run_writes_tables(paper_tables, tmp_path):
   out = tmp_path / "tables"
   results = paper_tables.main(["--models", "2", "--steps", "10", "--setups",
-                               "kaiming,enforced", "--no-figure", "--out", str(out),
-                               "--workers", "2"])
+                               "kaiming,enforced", "--with-lm", "--lm-steps", "3",
+                               "--no-figure", "--out", str(out), "--workers", "2"])
   saved = json.loads((out / "paper_tables.json").read_text())
   table = (out / "paper_tables.md").read_text()
-  assert saved["setups"].keys() == {"kaiming", "enforced"}
-  for method in ("kaiming", "enforced"):
+  assert saved["setups"].keys() == {"kaiming", "enforced", "enforced_lm"}
+  for method in ("kaiming", "enforced", "enforced_lm"):
     for curve in paper_tables.CURVES:
       entry = saved["setups"][method][curve]
       assert len(entry["pieces"]) == 2
@@ -59,6 +59,12 @@ def test_paper_tables_tiny_run_writes_tables(paper_tables, tmp_path):
       assert saved["sparse"][method][curve] > 0
   assert results["timing"]["compile_wall_s"] <= results["timing"]["train_wall_s"]
   assert "| x^11 | enforced |" in table and "**Sparse data**" in table
+  assert "| x^11 | enforced, LM stage 2 |" in table and "10 + 3 Levenberg" in table
+
+
+def test_paper_tables_rejects_unknown_setup(paper_tables, tmp_path):
+  with pytest.raises(SystemExit):
+    paper_tables.main(["--setups", "kaiming,adamw", "--out", str(tmp_path)])
 
 
 def test_stage2_sweep_tiny_run(tmp_path):

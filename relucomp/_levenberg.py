@@ -1,0 +1,164 @@
+"""Levenberg-Marquardt steps for small least-squares fits, as an optax transformation.
+
+Stage 2 of a fit trains the free weights of a small MLP (97 numbers for the
+4-wide network of depth 5) on a few hundred points: a least-squares problem
+small enough to form the Jacobian ``J`` of the residuals and solve the damped
+Gauss-Newton system
+
+  ``(J^T J + lambda (diag(J^T J) + eps max diag(J^T J) I)) delta = J^T r``
+
+at every step. A step is kept only if it lowers the sum of squared
+residuals; then ``lambda`` shrinks, otherwise the parameters stay and
+``lambda`` grows. optax has no such transformation, so it is written here,
+in optax's interface: the training loops of :func:`relucomp.fit` hand it
+the residual function as the extra argument ``residual_fn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["LevenbergMarquardtState", "ResidualTransformation", "levenberg_marquardt",
+           "update"]
+
+
+class LevenbergMarquardtState(NamedTuple):
+  """State of :func:`levenberg_marquardt`.
+
+  Attributes:
+    damping: the current ``lambda`` (scalar).
+    accepted: how many steps were kept so far (int32 scalar).
+  """
+  damping: jax.Array
+  accepted: jax.Array
+
+
+class ResidualTransformation(optax.GradientTransformationExtraArgs):
+  """An optax transformation whose ``update`` needs ``residual_fn``.
+
+  The training loops of relucomp pass ``residual_fn`` (the residual vector
+  as a function of the parameters) only to transformations of this type;
+  other extra-argument transformations (such as ``optax.lbfgs``) get
+  ``value``, ``grad`` and ``value_fn`` as before.
+  """
+  __slots__ = ()
+
+
+def _check_factor(value: float, name: str, minimum: float, strict: bool) -> float:
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+      value > minimum if strict else value >= minimum) and value < float("inf")
+  if not ok:
+    raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {minimum}; "
+                     f"got {value!r}.")
+  return float(value)
+
+
+def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
+                        decrease: float = 3.0, max_damping: float = 1e10
+                        ) -> ResidualTransformation:
+  """Levenberg-Marquardt steps on a least-squares loss, as an optax transformation.
+
+  Every ``update`` forms the Jacobian ``J`` of the residuals ``r`` at the
+  current parameters (forward mode, one tangent per parameter), solves
+  ``(J^T J + lambda D) delta = J^T r`` with Marquardt's scaling
+  ``D = diag(J^T J) + eps max(diag(J^T J)) I`` (``eps`` the dtype's
+  machine epsilon, so a parameter the residuals do not depend on gets a
+  zero step, not a singular system) and evaluates the residuals at
+  ``params - delta``. If their sum of squares is finite and lower, the
+  update is ``-delta`` and ``lambda`` is divided by ``decrease``; otherwise
+  the update is zero and ``lambda`` is multiplied by ``increase`` (capped at
+  ``max_damping``). The loss therefore never increases.
+
+  The gradient handed to ``update`` is not used. The cost per step is one
+  Jacobian (``P`` forward passes for ``P`` parameters) and one ``P x P``
+  solve: meant for networks of at most a few hundred parameters, such as
+  stage 2 of :func:`relucomp.fit`, where it is passed as the stage-2
+  optimiser: ``optimizer=(None, relucomp.levenberg_marquardt())``.
+
+  Args:
+    damping: starting ``lambda``, ``> 0``.
+    increase: factor applied to ``lambda`` after a rejected step, ``> 1``.
+    decrease: divisor applied to ``lambda`` after a kept step, ``> 1``.
+    max_damping: upper cap of ``lambda``, ``>= damping``.
+
+  Returns:
+    A :class:`ResidualTransformation` (an
+    ``optax.GradientTransformationExtraArgs``) whose ``update(updates,
+    state, params, *, residual_fn)`` requires ``params`` and
+    ``residual_fn``, a function of parameters with the structure of
+    ``params`` returning the residual array.
+
+  Raises:
+    ValueError: for a factor out of its range; from ``update``, without
+      ``params`` or ``residual_fn``.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, relucomp
+    >>> x = jnp.linspace(0.0, 1.0, 20)
+    >>> residual_fn = lambda p: p["a"] * jnp.exp(p["b"] * x) - 2.0 * jnp.exp(-x)
+    >>> params = {"a": jnp.array(1.0), "b": jnp.array(0.0)}
+    >>> tx = relucomp.levenberg_marquardt()
+    >>> state = tx.init(params)
+    >>> for _ in range(20):
+    ...   updates, state = tx.update(None, state, params, residual_fn=residual_fn)
+    ...   params = optax.apply_updates(params, updates)
+    >>> print(round(float(params["a"]), 4), round(float(params["b"]), 4))
+    2.0 -1.0
+  """
+  damping = _check_factor(damping, "damping", 0.0, strict=True)
+  increase = _check_factor(increase, "increase", 1.0, strict=True)
+  decrease = _check_factor(decrease, "decrease", 1.0, strict=True)
+  max_damping = _check_factor(max_damping, "max_damping", damping, strict=False)
+
+  def init(params: Any) -> LevenbergMarquardtState:
+    flat, _ = ravel_pytree(params)
+    return LevenbergMarquardtState(damping=jnp.asarray(damping, flat.dtype),
+                                   accepted=jnp.zeros((), jnp.int32))
+
+  def update_fn(updates: Any, state: LevenbergMarquardtState, params: Any = None, *,
+                residual_fn: Optional[Callable[[Any], jax.Array]] = None,
+                **extra_args: Any) -> tuple[Any, LevenbergMarquardtState]:
+    del updates, extra_args
+    if params is None or residual_fn is None:
+      raise ValueError("levenberg_marquardt needs params and residual_fn in update(updates, "
+                       "state, params, residual_fn=...); relucomp.fit passes both.")
+    flat, unravel = ravel_pytree(params)
+    residuals = lambda f: jnp.ravel(residual_fn(unravel(f)))
+    r = residuals(flat)
+    jac = jax.jacfwd(residuals)(flat)
+    gram = jac.T @ jac
+    diag = jnp.diagonal(gram)
+    scale = diag + jnp.finfo(flat.dtype).eps * jnp.max(diag)
+    lam = state.damping
+    delta = jnp.linalg.solve(gram + jnp.diag(lam * scale), jac.T @ r)
+    before = jnp.sum(r * r)
+    after = jnp.sum(residuals(flat - delta) ** 2)
+    keep = jnp.isfinite(after) & (after < before) & jnp.all(jnp.isfinite(delta))
+    step = jnp.where(keep, -delta, jnp.zeros_like(delta))
+    lam = jnp.where(keep, lam / decrease, jnp.minimum(lam * increase, max_damping))
+    return unravel(step), LevenbergMarquardtState(
+        damping=lam.astype(state.damping.dtype),
+        accepted=state.accepted + keep.astype(jnp.int32))
+
+  return ResidualTransformation(init, update_fn)
+
+
+def update(opt: optax.GradientTransformation, grads: Any, state: Any, params: Any,
+           value: jax.Array, value_fn: Callable[[Any], jax.Array],
+           residual_fn: Callable[[Any], jax.Array]) -> tuple[Any, Any]:
+  """``opt.update`` with the extra arguments ``opt`` takes.
+
+  A :class:`ResidualTransformation` gets ``residual_fn``; any other
+  ``GradientTransformationExtraArgs`` (L-BFGS) gets ``value``, ``grad`` and
+  ``value_fn``; a plain transformation gets none.
+  """
+  if isinstance(opt, ResidualTransformation):
+    return opt.update(grads, state, params, residual_fn=residual_fn)
+  if isinstance(opt, optax.GradientTransformationExtraArgs):
+    return opt.update(grads, state, params, value=value, grad=grads, value_fn=value_fn)
+  return opt.update(grads, state, params)
