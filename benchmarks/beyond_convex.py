@@ -22,10 +22,20 @@ Prints a table of minimum and mean training MSE over the models, parameter
 counts and the ratio ``best dense / best compositional``; writes
 ``beyond_convex.json`` and ``beyond_convex.md`` (the table, with the command).
 
+``--lm-steps N`` runs the 1-D comparison with Levenberg-Marquardt steps
+(``relucomp.levenberg_marquardt``) instead: ``"dc"`` keeps its Adam stage 1
+(``--steps`` steps) and runs ``N`` Levenberg-Marquardt steps in stage 2; the
+Kaiming MLPs run Levenberg-Marquardt for all ``--steps + N`` steps (at least
+the compositional budget, and each of those steps costs far more than an
+Adam step). It writes ``beyond_convex_lm.json`` and ``beyond_convex_lm.md``.
+(The 2-D networks, about 1900 parameters, are beyond what a dense
+Jacobian per step is meant for and are not run this way.)
+
 Usage:
   python benchmarks/beyond_convex.py            # quick: 3 models, 300 + 300 steps
   python benchmarks/beyond_convex.py --full     # 10 (1-D) / 5 (2-D) models, 1000 + 1000,
                                                 # 2-D also 5000 + 5000
+  python benchmarks/beyond_convex.py --full --lm-steps 100   # 1-D, Levenberg-Marquardt
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import relucomp
+from relucomp import _training
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _results  # noqa: E402
@@ -49,6 +60,8 @@ TARGETS_1D: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[float, flo
     "x^3 - x": (lambda x: x ** 3 - x, (-1.0, 1.0)),
     "sin(2 pi x)": (lambda x: np.sin(2 * np.pi * x), (0.0, 1.0)),
     "exp(-8 x^2)": (lambda x: np.exp(-8 * x ** 2), (-1.0, 1.0)),
+    "1/(1 + 25 x^2)": (lambda x: 1.0 / (1.0 + 25.0 * x ** 2), (-1.0, 1.0)),
+    "sin(3x) + 0.3 x^2": (lambda x: np.sin(3 * x) + 0.3 * x ** 2, (-2.0, 2.0)),
 }
 TARGETS_2D: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "r^3": lambda p: np.sum(p ** 2, axis=1) ** 1.5,
@@ -97,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                       help="steps per stage of a second, longer 2-D comparison (both "
                            "networks the same budget; 0 skips it; full: 5000)")
   parser.add_argument("--parts", default="1d,2d", help="which comparisons to run")
+  parser.add_argument("--lm-steps", type=int, default=None,
+                      help="1-D only, Levenberg-Marquardt: dc stage 2 and all Kaiming steps")
   parser.add_argument("--depth-1d", type=int, default=5)
   parser.add_argument("--depth-2d", type=int, default=6)
   parser.add_argument("--width-2d", type=int, default=4, help="units per layer")
@@ -112,12 +127,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   n_long = args.long_2d if args.long_2d is not None else (5000 if args.full else 0)
   steps = {"pretrain_steps": n, "finetune_steps": n}
   lrs = [float(s) for s in args.kaiming_lrs.split(",")]
+  lm = args.lm_steps is not None
+  comp_1d = {"method": "dc", "depth": args.depth_1d}
+  dense_1d = {"method": "kaiming", "depth": args.depth_1d, "width": 8}
+  if lm:
+    if args.lm_steps < 1:
+      parser.error(f"--lm-steps must be >= 1; got {args.lm_steps}")
+    steps = {"pretrain_steps": n, "finetune_steps": args.lm_steps}
+    pair = (None, relucomp.levenberg_marquardt())
+    comp_1d["optimizer"] = dense_1d["optimizer"] = pair
+    lrs = [_training.DEFAULT_RANDOM_INIT_LEARNING_RATE]   # unused by the steps
+    n_long = 0
+    args.parts = "1d"
   key = jax.random.key(args.seed)
   results: dict[str, Any] = {"config": {
       "models_1d": m1, "models_2d": m2, "steps_per_stage": n, "depth_1d": args.depth_1d,
       "depth_2d": args.depth_2d, "width_2d": args.width_2d, "kaiming_lrs": lrs,
       "points_1d": args.points_1d, "grid": args.grid, "seed": args.seed,
-      "steps_per_stage_2d_long": n_long,
+      "steps_per_stage_2d_long": n_long, "lm_steps": args.lm_steps,
       "dtype": str(jnp.zeros(()).dtype)}, "1d": {}, "2d": {}, "2d_long": {}}
   start = time.perf_counter()
 
@@ -126,9 +153,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   for name, (f, (lo, hi)) in (TARGETS_1D.items() if "1d" in parts else ()):
     x = np.linspace(lo, hi, args.points_1d, dtype=np.float32)
     y = f(x).astype(np.float32)
-    results["1d"][name] = _compare(
-        x, y, keys1, {"method": "dc", "depth": args.depth_1d},
-        {"method": "kaiming", "depth": args.depth_1d, "width": 8}, lrs, steps)
+    results["1d"][name] = _compare(x, y, keys1, comp_1d, dense_1d, lrs, steps)
     print(f"1-D {name}: done ({time.perf_counter() - start:.0f} s)", flush=True)
 
   g = np.linspace(-1.0, 1.0, args.grid, dtype=np.float32)
@@ -153,11 +178,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   size = (f"{'full' if full else 'quick'}: {m1} models (1-D), {m2} models (2-D), "
           f"{n} + {n} steps{f', 2-D also {n_long} + {n_long}' if n_long else ''} "
           f"(full: 10 and 5 models, 1000 + 1000 steps, 2-D also 5000 + 5000)")
-  md = _results.write(args.out, "beyond_convex", results, markdown, script=__file__,
+  if lm:
+    size += f"; Levenberg-Marquardt: dc {n} + {args.lm_steps}, Kaiming {n + args.lm_steps}"
+  name = "beyond_convex_lm" if lm else "beyond_convex"
+  md = _results.write(args.out, name, results, markdown, script=__file__,
                       argv=argv, size=size)
   print()
   print(md.read_text())
-  print(f"wrote {args.out}/beyond_convex.{{json,md}}")
+  print(f"wrote {args.out}/{name}.{{json,md}}")
   return results
 
 
@@ -165,6 +193,18 @@ def markdown(results: dict[str, Any]) -> str:
   """The table of ``beyond_convex.json`` (without the command header) as Markdown."""
   c = results["config"]
   n = c["steps_per_stage"]
+  lm = c.get("lm_steps")
+  if lm:
+    return "\n".join([
+        f"**Training MSE with Levenberg-Marquardt steps**, {c['models_1d']} models per target "
+        f"(depth {c['depth_1d']}, {c['points_1d']} points, {c['dtype']}): dc trains stage 1 "
+        f"with Adam for {n} steps and stage 2 with {lm} Levenberg-Marquardt steps; each "
+        f"Kaiming MLP (width 8) takes {n + lm} Levenberg-Marquardt steps from its random "
+        "start. The last column is the dense minimum over the dc one. Total time "
+        f"{results['total_seconds']:.0f} s.", "",
+        "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
+        "|---|---|---|---|---|---|"] + _rows([], results["1d"], "dc, LM stage 2",
+                                               dense_label=lambda lr: "kaiming, LM"))
   lines = [f"**Training MSE**, {c['models_1d']} models per 1-D target (depth {c['depth_1d']}, "
            f"{c['points_1d']} points) and {c['models_2d']} per 2-D target (depth "
            f"{c['depth_2d']}, {c['width_2d']} units, {c['grid']} x {c['grid']} grid), "
@@ -186,15 +226,17 @@ def markdown(results: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
-def _rows(lines: list[str], part: dict[str, Any], label: str) -> None:
+def _rows(lines: list[str], part: dict[str, Any], label: str,
+          dense_label: Callable[[str], str] = lambda lr: f"kaiming lr {lr}") -> list[str]:
   for name, r in part.items():
     comp = r["compositional"]
     lines.append(f"| {name} | {label} | {comp['n_params']} | {comp['min']:.3g} | "
                  f"{comp['mean']:.3g} | {r['ratio']:.3g} |")
     for lr, d in r["dense"].items():
-      best = " (best)" if float(lr) == r["dense_best_lr"] else ""
-      lines.append(f"| {name} | kaiming lr {lr}{best} | {d['n_params']} | "
+      best = " (best)" if float(lr) == r["dense_best_lr"] and len(r["dense"]) > 1 else ""
+      lines.append(f"| {name} | {dense_label(lr)}{best} | {d['n_params']} | "
                    f"{d['min']:.3g} | {d['mean']:.3g} | |")
+  return lines
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ network, as ``fit`` does), each with the same warm-up and cosine decay as
 :func:`relucomp.compositional_mlp` builds it (``as built``). For reference,
 L-BFGS (optax, zoom line search) from the balanced start for the same number
 of steps and for ``--long`` steps: how far local descent from the stage-1
-network can go at all.
+network can go at all; and :func:`relucomp.levenberg_marquardt` from both
+starts for ``--lm-steps`` and for ``--steps`` steps (its steps are scaled per
+parameter by the diagonal of ``J^T J``, so the two starts should agree up to
+rounding).
 
 Prints, per curve, the stage-1 MSE, the MSE after stage 2 for every setting,
 and its ratio to the 32-piece limit; writes ``stage2_sweep.json`` and
@@ -72,6 +75,8 @@ def main(argv=None):
   parser.add_argument("--b1", default="0.9,0.95,0.98,0.99")
   parser.add_argument("--lr", default="0.05,0.1,0.2", help="relative stage-2 rates")
   parser.add_argument("--long", type=int, default=4000, help="steps of the long L-BFGS run")
+  parser.add_argument("--lm-steps", type=int, default=100,
+                      help="Levenberg-Marquardt steps (it also runs --steps steps)")
   parser.add_argument("--points", type=int, default=500)
   parser.add_argument("--out", default="out/stage2_sweep")
   args = parser.parse_args(argv)
@@ -96,9 +101,12 @@ def main(argv=None):
                 for b1 in b1s for lr in lrs]
     settings += [("lbfgs", None, None, args.steps, "balanced"),
                  ("lbfgs", None, None, args.long, "balanced")]
+    settings += [("levenberg_marquardt", None, None, steps, which)
+                 for steps in (args.lm_steps, args.steps) for which in starts]
     for kind, b1, lr, steps, which in settings:
-      opt = (_training._default_optimizer(lr * rel, steps, warmup=True, b1=b1)
-             if kind == "adam" else optax.lbfgs())
+      opt = {"adam": lambda: _training._default_optimizer(lr * rel, steps, warmup=True, b1=b1),
+             "lbfgs": optax.lbfgs,
+             "levenberg_marquardt": relucomp.levenberg_marquardt}[kind]()
       mse = float(run(starts[which], x, y, opt, steps))
       entry["runs"].append({"optimizer": kind, "start": which, "b1": b1, "relative_lr": lr,
                             "steps": steps, "mse": mse})
@@ -107,7 +115,8 @@ def main(argv=None):
     results["curves"][name] = entry
   results["seconds"] = time.perf_counter() - t0
   size = (f"{', '.join(names)}; stage 1 {args.steps} steps, stage 2 {args.steps} steps "
-          f"(L-BFGS also {args.long}), {args.points} points, float32")
+          f"(L-BFGS also {args.long}, Levenberg-Marquardt also {args.lm_steps}), "
+          f"{args.points} points, float32")
   md = _results.write(args.out, "stage2_sweep", results, markdown, script=__file__,
                       argv=argv, size=size)
   print(md.read_text())

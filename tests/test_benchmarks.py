@@ -70,14 +70,19 @@ def test_paper_tables_rejects_unknown_setup(paper_tables, tmp_path):
 def test_stage2_sweep_tiny_run(tmp_path):
   sweep = _load("stage2_sweep")
   results = sweep.main(["--curves", "x^3", "--steps", "20", "--b1", "0.98", "--lr",
-                        "0.1", "--long", "30", "--out", str(tmp_path)])
+                        "0.1", "--long", "30", "--lm-steps", "5", "--out", str(tmp_path)])
   runs = results["curves"]["x^3"]["runs"]
   assert [(r["optimizer"], r["start"], r["b1"], r["steps"]) for r in runs] == [
       ("adam", "balanced", 0.98, 20), ("adam", "as built", 0.98, 20),
-      ("lbfgs", "balanced", None, 20), ("lbfgs", "balanced", None, 30)]
+      ("lbfgs", "balanced", None, 20), ("lbfgs", "balanced", None, 30),
+      ("levenberg_marquardt", "balanced", None, 5), ("levenberg_marquardt", "as built", None, 5),
+      ("levenberg_marquardt", "balanced", None, 20),
+      ("levenberg_marquardt", "as built", None, 20)]
   assert all(np.isfinite(r["mse"]) and r["mse"] > 0 for r in runs)
   # Both starts are the stage-1 network; Adam moves them differently.
   assert runs[0]["mse"] != runs[1]["mse"]
+  # Levenberg-Marquardt never ends above where it started.
+  assert all(r["mse"] <= results["curves"]["x^3"]["stage1"] * (1 + 1e-5) for r in runs[4:])
   # L-BFGS starts from the stage-1 network and only descends from there.
   stage1 = results["curves"]["x^3"]["stage1"]
   assert runs[3]["mse"] <= runs[2]["mse"] < stage1
@@ -110,3 +115,18 @@ def test_beyond_convex_tiny_run_with_a_longer_2d_budget(tmp_path):
   assert "**2-D, longer**: the same 2-D comparison with 4 + 4 steps" in table
   saved = json.loads((tmp_path / "beyond_convex.json").read_text())
   assert saved["2d_long"].keys() == results["2d_long"].keys()
+
+
+def test_beyond_convex_tiny_levenberg_marquardt_run(tmp_path):
+  bench = _load("beyond_convex")
+  results = bench.main(["--models-1d", "1", "--steps", "4", "--lm-steps", "2",
+                        "--depth-1d", "2", "--points-1d", "30", "--out", str(tmp_path)])
+  assert results["config"]["lm_steps"] == 2 and results["2d"] == {}
+  assert set(results["1d"]) == set(bench.TARGETS_1D)
+  for r in results["1d"].values():
+    assert np.isfinite(r["ratio"]) and r["ratio"] > 0
+    (dense,) = r["dense"].values()
+    assert dense["n_params"] == r["compositional"]["n_params"]
+  table = (tmp_path / "beyond_convex_lm.md").read_text()
+  assert "| kaiming, LM |" in table and "4 + 2" in table
+  assert not (tmp_path / "beyond_convex.md").exists()
