@@ -13,8 +13,9 @@ L-BFGS (optax, zoom line search) from the balanced start for the same number
 of steps and for ``--long`` steps: how far local descent from the stage-1
 network can go at all; and :func:`relucomp.levenberg_marquardt` from both
 starts for ``--lm-steps`` and for ``--steps`` steps (its steps are scaled per
-parameter by the diagonal of ``J^T J``, so the two starts should agree up to
-rounding).
+parameter by the diagonal of ``J^T J``, which makes them indifferent to the
+rescaling of neurons in exact arithmetic; in float32 the two runs can still
+part and end in different local minima).
 
 Prints, per curve, the stage-1 MSE, the MSE after stage 2 for every setting,
 and its ratio to the 32-piece limit; writes ``stage2_sweep.json`` and
