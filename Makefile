@@ -40,11 +40,12 @@ RESULTS := docs/results
 SIZE := $(if $(FULL),--full,--quick)
 results: $(STAMP)
 	$(PY) benchmarks/construction.py --out $(RESULTS) --no-figure
-	$(PY) benchmarks/paper_tables.py $(SIZE) --out $(RESULTS) --no-figure
+	$(PY) benchmarks/paper_tables.py $(SIZE) --with-lm --out $(RESULTS) --no-figure
 	$(PY) benchmarks/stage2_sweep.py --out $(RESULTS)
 	$(PY) benchmarks/speed.py $(SIZE) --out $(RESULTS)
 	$(PY) benchmarks/regions.py $(SIZE) --out $(RESULTS) --no-figure
 	$(PY) benchmarks/beyond_convex.py $(SIZE) --out $(RESULTS)
+	$(PY) benchmarks/beyond_convex.py $(SIZE) --lm-steps 100 --out $(RESULTS)
 	$(PY) benchmarks/classify.py $(SIZE) --out $(RESULTS) --no-figure
 
 clean:

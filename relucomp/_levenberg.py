@@ -33,6 +33,15 @@ class LevenbergMarquardtState(NamedTuple):
   Attributes:
     damping: the current ``lambda`` (scalar).
     accepted: how many steps were kept so far (int32 scalar).
+
+  Example:
+    >>> import jax.numpy as jnp, relucomp
+    >>> tx = relucomp.levenberg_marquardt(damping=0.1)
+    >>> state = tx.init(jnp.zeros(2))
+    >>> _, state = tx.update(None, state, jnp.zeros(2),
+    ...                      residual_fn=lambda p: p - jnp.array([1.0, 2.0]))
+    >>> print(round(float(state.damping), 4), int(state.accepted))
+    0.0333 1
   """
   damping: jax.Array
   accepted: jax.Array
