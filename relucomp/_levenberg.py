@@ -68,8 +68,8 @@ def _check_factor(value: float, name: str, minimum: float, strict: bool) -> floa
 
 
 def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
-                        decrease: float = 3.0, max_damping: float = 1e10
-                        ) -> ResidualTransformation:
+                        decrease: float = 3.0, min_damping: float = 1e-7,
+                        max_damping: float = 1e10) -> ResidualTransformation:
   """Levenberg-Marquardt steps on a least-squares loss, as an optax transformation.
 
   Every ``update`` forms the Jacobian ``J`` of the residuals ``r`` at the
@@ -79,9 +79,10 @@ def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
   machine epsilon, so a parameter the residuals do not depend on gets a
   zero step, not a singular system) and evaluates the residuals at
   ``params - delta``. If their sum of squares is finite and lower, the
-  update is ``-delta`` and ``lambda`` is divided by ``decrease``; otherwise
-  the update is zero and ``lambda`` is multiplied by ``increase`` (capped at
-  ``max_damping``). The loss therefore never increases.
+  update is ``-delta`` and ``lambda`` is divided by ``decrease`` (down to
+  ``min_damping``, so that it cannot underflow to zero and stay there);
+  otherwise the update is zero and ``lambda`` is multiplied by ``increase``
+  (up to ``max_damping``). The loss therefore never increases.
 
   The gradient handed to ``update`` is not used. The cost per step is one
   Jacobian (``P`` forward passes for ``P`` parameters) and one ``P x P``
@@ -93,7 +94,8 @@ def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
     damping: starting ``lambda``, ``> 0``.
     increase: factor applied to ``lambda`` after a rejected step, ``> 1``.
     decrease: divisor applied to ``lambda`` after a kept step, ``> 1``.
-    max_damping: upper cap of ``lambda``, ``>= damping``.
+    min_damping: lower bound of ``lambda``, ``> 0`` and ``<= damping``.
+    max_damping: upper bound of ``lambda``, ``>= damping``.
 
   Returns:
     A :class:`ResidualTransformation` (an
@@ -122,6 +124,9 @@ def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
   damping = _check_factor(damping, "damping", 0.0, strict=True)
   increase = _check_factor(increase, "increase", 1.0, strict=True)
   decrease = _check_factor(decrease, "decrease", 1.0, strict=True)
+  min_damping = _check_factor(min_damping, "min_damping", 0.0, strict=True)
+  if min_damping > damping:
+    raise ValueError(f"min_damping must be <= damping = {damping}; got {min_damping!r}.")
   max_damping = _check_factor(max_damping, "max_damping", damping, strict=False)
 
   def init(params: Any) -> LevenbergMarquardtState:
@@ -149,7 +154,8 @@ def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
     after = jnp.sum(residuals(flat - delta) ** 2)
     keep = jnp.isfinite(after) & (after < before) & jnp.all(jnp.isfinite(delta))
     step = jnp.where(keep, -delta, jnp.zeros_like(delta))
-    lam = jnp.where(keep, lam / decrease, jnp.minimum(lam * increase, max_damping))
+    lam = jnp.where(keep, jnp.maximum(lam / decrease, min_damping),
+                    jnp.minimum(lam * increase, max_damping))
     return unravel(step), LevenbergMarquardtState(
         damping=lam.astype(state.damping.dtype),
         accepted=state.accepted + keep.astype(jnp.int32))

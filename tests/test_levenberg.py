@@ -61,11 +61,18 @@ def test_step_rule_keeps_or_rejects_and_moves_the_damping(x64):
   assert int(state.accepted) == 1
 
 
-def test_damping_is_capped(x64):
+def test_damping_stays_within_its_bounds(dtype):
+  # Rejected steps (at the minimum) raise it to max_damping; kept steps (a
+  # linear problem from far away) lower it to min_damping, not to zero.
   residual_fn = lambda p: jnp.atleast_1d(p)
   tx = relucomp.levenberg_marquardt(damping=1.0, increase=10.0, max_damping=50.0)
-  _, state, _ = _steps(tx, jnp.asarray(0.0), residual_fn, 4)
+  _, state, _ = _steps(tx, jnp.asarray(0.0, dtype), residual_fn, 4)
   assert float(state.damping) == 50.0
+  tx = relucomp.levenberg_marquardt(damping=1.0, decrease=1e3, min_damping=1e-7)
+  lines = lambda p: jnp.array([1.0, -2.0]) * p - jnp.array([3.0, 1.0])
+  _, state, _ = _steps(tx, jnp.asarray(1e6, dtype), lines, 3)
+  assert int(state.accepted) == 3           # 1 -> 1e-3 -> 1e-6 -> 1e-9, held at 1e-7
+  assert float(state.damping) == pytest.approx(1e-7, rel=1e-6)
 
 
 def _mlp_residual(x, y):
@@ -122,6 +129,8 @@ def test_params_are_not_modified(x64):
     ({"decrease": 0.5}, "decrease"),
     ({"decrease": float("nan")}, "decrease"),
     ({"damping": 1.0, "max_damping": 0.5}, "max_damping"),
+    ({"min_damping": 0.0}, "min_damping"),
+    ({"damping": 1e-3, "min_damping": 1e-2}, "min_damping"),
     ({"increase": "2"}, "increase"),
 ])
 def test_bad_settings_raise(kwargs, match):
