@@ -643,7 +643,9 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     ValueError: on ``x``/``y`` of other shapes or lengths, fewer than 3
       points, non-finite values, all ``x`` equal, ``depth < 1``, negative
       steps, an unknown ``method`` or ``curvature``, a non-positive
-      learning rate, or a bad ``track_pieces_every``.
+      learning rate, an ``optimizer`` that is not ``None``, an optax
+      transformation or a pair of them (``None`` entries allowed), or a bad
+      ``track_pieces_every``.
 
   Example:
     >>> import jax, jax.numpy as jnp
