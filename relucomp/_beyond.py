@@ -144,17 +144,6 @@ def dense_width_for(n_in: int, depth: int, n_params: int) -> int:
   return w
 
 
-def _optimizers(learning_rate, optimizer, n1: int, n2: int, b1: float = _training.STAGE2_B1):
-  """The optimisers of the two stages: the given ones, defaults where ``None``
-  (stage 2 with first-moment decay ``b1``)."""
-  opt1, opt2 = _training.stage_optimizers(optimizer)
-  if opt1 is None:
-    opt1 = _training._default_optimizer(learning_rate[0], n1, warmup=False)
-  if opt2 is None:
-    opt2 = _training._default_optimizer(learning_rate[1], n2, warmup=True, b1=b1)
-  return opt1, opt2
-
-
 # -- 1-D: difference of two compositional networks ------------------------------
 
 def _dc_model(p: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -202,7 +191,7 @@ def _train_dc(x, y, key, lr, *, depth, n1, n2, optimizer, track=None):
   norm = _training.normalisation(x, y)
   t = x * norm["tscale"] + norm["tshift"]
   z = (y - norm["ylo"]) / norm["yscale"]
-  opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
+  opt1, opt2 = _training.stage_optimizers(optimizer, lr, n1, n2, b1=_training.STAGE2_B1)
   p0 = _dc_initial(key, t, z, depth)
   keep = track is not None
   p, hist1, traj1 = _run(lambda q: _dc_closed(t, _dc_model(q)) - z, p0, opt1, n1, keep)
@@ -244,7 +233,7 @@ def _train_dense(x, y, key, lr, *, width, depth, steps, optimizer, track=None):
     interval = jnp.stack([jnp.min(x, axis=0), jnp.max(x, axis=0)], axis=1)
   ylo, yhi, yscale = _training.target_range(y)
   xn, z = (x - shift) / scale, (y - ylo) / yscale
-  _, opt = _optimizers(lr, optimizer, 0, steps, b1=0.9)     # plain Adam for the baseline
+  _, opt = _training.stage_optimizers(optimizer, lr, 0, steps, b1=0.9)   # plain Adam
   if one_d:
     mlp = _init.kaiming_mlp(key, depth, width=width, dtype=x.dtype)
   else:
@@ -308,7 +297,7 @@ def _train_compositional(x, y, key, lr, *, width, depth, n1, n2, optimizer, trac
   shift, scale = jnp.mean(x, axis=0), jnp.std(x, axis=0)
   ylo, yhi, yscale = _training.target_range(y)
   xn, z = (x - shift) / scale, (y - ylo) / yscale
-  opt1, opt2 = _optimizers(lr, optimizer, n1, n2)
+  opt1, opt2 = _training.stage_optimizers(optimizer, lr, n1, n2, b1=_training.STAGE2_B1)
   net = CompositionalNet(x.shape[1], width=width, depth=depth, rngs=nnx.Rngs(key),
                          param_dtype=x.dtype)
   raw = lambda mlp: fold_affine(mlp, in_shift=shift, in_scale=scale, out_shift=ylo,

@@ -255,14 +255,28 @@ def _initial_stage1(t, z, peaks, sign, method):
   return p
 
 
-def stage_optimizers(optimizer: Any) -> tuple[Any, Any]:
-  """``(stage 1, stage 2)`` optimisers from the checked ``optimizer``; ``None``
-  for a stage that keeps its default."""
+def _given_optimizers(optimizer: Any) -> tuple[Any, Any]:
+  """``(stage 1, stage 2)`` from the checked ``optimizer``; ``None`` for a
+  stage that keeps its default."""
   if optimizer is None:
     return None, None
   if isinstance(optimizer, optax.GradientTransformation):
     return optimizer, optimizer
   return tuple(optimizer)
+
+
+def stage_optimizers(optimizer: Any, lr: jax.Array, n1: int, n2: int, *,
+                     b1: float) -> tuple[optax.GradientTransformation,
+                                         optax.GradientTransformation]:
+  """The optimisers of the two stages: the given ones, and the default
+  (:func:`_default_optimizer`; stage 2 with first-moment decay ``b1``) for a
+  stage given as ``None``."""
+  opt1, opt2 = _given_optimizers(optimizer)
+  if opt1 is None:
+    opt1 = _default_optimizer(lr[0], n1, warmup=False)
+  if opt2 is None:
+    opt2 = _default_optimizer(lr[1], n2, warmup=True, b1=b1)
+  return opt1, opt2
 
 
 def _default_optimizer(lr, steps, warmup, b1=0.9):
@@ -325,11 +339,7 @@ def _loop(t, z, norm, sign, p1, mlp0, lr, *, method, n1, n2, track, optimizer, r
     n2 = n1 + n2
     n1 = 0
 
-  opt1, opt2 = stage_optimizers(optimizer)
-  if opt1 is None:
-    opt1 = _default_optimizer(lr[0], n1, warmup=False)
-  if opt2 is None:
-    opt2 = _default_optimizer(lr[1], n2, warmup=True, b1=STAGE2_B1 if relative else 0.9)
+  opt1, opt2 = stage_optimizers(optimizer, lr, n1, n2, b1=STAGE2_B1 if relative else 0.9)
 
   def residual1(p):
     return _closed_form(t, _stage1_model(p, method, sign)) - z
@@ -439,7 +449,7 @@ def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
   loop_method = method if method in _TWO_STAGE else "one_stage"
   return _loop_jit(t, z, norm, sign, p1, mlp0, lr, method=loop_method, n1=n1, n2=n2,
                    track=track, optimizer=optimizer,
-                   relative=stage_optimizers(optimizer)[1] is None
+                   relative=_given_optimizers(optimizer)[1] is None
                    and method in _COMPOSITIONAL)
 
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import relucomp
@@ -79,6 +79,7 @@ def _mlp_residual(x, y):
   return lambda p: relucomp.mlp_apply(p, x[:, None])[:, 0] - y
 
 
+@settings(max_examples=12)
 @given(seed=st.integers(0, 2 ** 31 - 1), width=st.integers(1, 6),
        hidden=st.integers(1, 3))
 def test_loss_never_increases_on_random_mlps(seed, width, hidden):
@@ -177,11 +178,11 @@ def test_fit_with_levenberg_marquardt_vmaps_like_a_loop(x64):
   # float64: in float32 a step kept in one run and rejected in the other
   # (rounding) would make the two drift apart.
   x, y = _data(30)
-  keys = jax.random.split(jax.random.key(1), 3)
+  keys = jax.random.split(jax.random.key(1), 2)
   run = lambda k: relucomp.fit(x, y, key=k, depth=2, pretrain_steps=20, finetune_steps=5,
                                optimizer=(None, relucomp.levenberg_marquardt()))
   batched = jax.jit(jax.vmap(run))(keys)
-  for i in range(3):
+  for i in range(2):
     single = run(keys[i])
     np.testing.assert_allclose(batched.mse[i], single.mse, rtol=1e-8)
 
