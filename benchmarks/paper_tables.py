@@ -7,9 +7,10 @@ Four curves (x^3, x^11, sin(x), tanh(3x); 500 evenly spaced points on
 A sixth setup, ``enforced_lm``, is not the paper's: "enforced" with stage 2
 run by ``relucomp.levenberg_marquardt`` for ``--lm-steps`` (default 100)
 steps instead of Adam; each of its steps forms the Jacobian of the residuals
-and solves a 97 x 97 system, so it costs about as much as 25-30 Adam steps
-(the timing line has its own figures). It runs with ``--with-lm`` (or when
-named in ``--setups``); the default is the paper's five.
+and solves a 97 x 97 system (in the full run 100 of them took about four
+times as long as 1000 Adam steps; the timing line has its own figures). It
+runs with ``--with-lm`` (or when named in ``--setups``); the default is the
+paper's five.
 All models of one setup, for all four curves, train in one compiled program
 (``jax.vmap`` over keys and over targets); the sparse-data runs in another.
 
@@ -190,8 +191,9 @@ def _compile_setup(method, xs, ys, keys, steps, lr, lm_steps):
     # vmapped fit take about twice as long, and compilation is the longest path.
     n_curves, n_models = yy.shape[0], kk.shape[0]
     flat = jax.vmap(lambda x1, y1, k: relucomp.fit(
-        x1, y1, key=k, learning_rate=lr, **settings))(jnp.repeat(xx, n_models, axis=0), jnp.repeat(yy, n_models, axis=0),
-                           jnp.tile(kk, n_curves))
+        x1, y1, key=k, learning_rate=lr, **settings))(
+            jnp.repeat(xx, n_models, axis=0), jnp.repeat(yy, n_models, axis=0),
+            jnp.tile(kk, n_curves))
     return jax.tree.map(lambda a: a.reshape((n_curves, n_models) + a.shape[1:]), flat)
 
   t0 = time.perf_counter()
