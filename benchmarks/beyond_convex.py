@@ -138,7 +138,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     comp_1d["optimizer"] = dense_1d["optimizer"] = pair
     lrs = [_training.DEFAULT_RANDOM_INIT_LEARNING_RATE]   # unused by the steps
     n_long = 0
-    args.parts = "1d"
   key = jax.random.key(args.seed)
   results: dict[str, Any] = {"config": {
       "models_1d": m1, "models_2d": m2, "steps_per_stage": n, "depth_1d": args.depth_1d,
@@ -149,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   start = time.perf_counter()
 
   keys1 = jax.random.split(jax.random.fold_in(key, 1), m1)
-  parts = set(args.parts.split(","))
+  parts = {"1d"} if lm else set(args.parts.split(","))
   for name, (f, (lo, hi)) in (TARGETS_1D.items() if "1d" in parts else ()):
     x = np.linspace(lo, hi, args.points_1d, dtype=np.float32)
     y = f(x).astype(np.float32)
@@ -189,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   return results
 
 
+TABLE_HEAD = ("| target | method | params | min MSE | mean MSE | dense best / comp. best |",
+              "|---|---|---|---|---|---|")
+
+
 def markdown(results: dict[str, Any]) -> str:
   """The table of ``beyond_convex.json`` (without the command header) as Markdown."""
   c = results["config"]
@@ -202,16 +205,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"Kaiming MLP (width 8) takes {n + lm} Levenberg-Marquardt steps from its random "
         "start. The last column is the dense minimum over the dc one. Total time "
         f"{results['total_seconds']:.0f} s.", "",
-        "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
-        "|---|---|---|---|---|---|"] + _rows([], results["1d"], "dc, LM stage 2",
+        *TABLE_HEAD] + _rows([], results["1d"], "dc, LM stage 2",
                                                dense_label=lambda lr: "kaiming, LM"))
   lines = [f"**Training MSE**, {c['models_1d']} models per 1-D target (depth {c['depth_1d']}, "
            f"{c['points_1d']} points) and {c['models_2d']} per 2-D target (depth "
            f"{c['depth_2d']}, {c['width_2d']} units, {c['grid']} x {c['grid']} grid), "
            f"{n} + {n} steps, {c['dtype']}; the last column is the best dense minimum over "
            f"the best compositional one. Total time {results['total_seconds']:.0f} s.", "",
-           "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
-           "|---|---|---|---|---|---|"]
+           *TABLE_HEAD]
   _rows(lines, results["1d"], "dc")
   _rows(lines, results["2d"], "compositional")
   long = results.get("2d_long")
@@ -220,8 +221,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", f"**2-D, longer**: the same 2-D comparison with {m} + {m} steps for the "
               f"compositional network and {2 * m} steps for each dense one (the same "
               "learning rates):", "",
-              "| target | method | params | min MSE | mean MSE | dense best / comp. best |",
-              "|---|---|---|---|---|---|"]
+              *TABLE_HEAD]
     _rows(lines, long, "compositional")
   return "\n".join(lines)
 

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 import relucomp
-from relucomp import _levenberg, _training
+from relucomp import _beyond, _training
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _results  # noqa: E402
@@ -51,17 +51,8 @@ def _stage2(params, x, y, optimizer, steps):
   def residual(p):
     return relucomp.mlp_apply(p, x[:, None])[:, 0] - y
 
-  def loss(p):
-    return jnp.mean(residual(p) ** 2)
-
-  def body(carry, _):
-    p, state = carry
-    value, grad = jax.value_and_grad(loss)(p)
-    updates, state = _levenberg.update(optimizer, grad, state, p, value, loss, residual)
-    return (optax.apply_updates(p, updates), state), value
-
-  (p, _), _ = jax.lax.scan(body, (params, optimizer.init(params)), None, length=steps)
-  return loss(p)
+  p, _, _ = _beyond._run(residual, params, optimizer, steps)
+  return jnp.mean(residual(p) ** 2)
 
 
 def _as_built(result, x, y):
