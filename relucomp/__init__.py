@@ -15,7 +15,9 @@ from relucomp._plotting import plot_neurons_1d, plot_partition
 from relucomp._regions import LinearPieces, Regions2D, linear_pieces_1d, regions_2d
 from relucomp._series import compositional, enforced_scales
 from relucomp._tracking import PiecesHistory, pieces_history
-from relucomp._training import FitResult, fit, load, save
+from relucomp._io import load, save
+from relucomp._result import FitResult
+from relucomp._training import fit
 from relucomp._triangle import triangle, triangle_waves
 from relucomp._validation import checkified
 

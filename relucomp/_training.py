@@ -10,12 +10,10 @@ from __future__ import annotations
 import warnings
 from typing import Any, Optional, Sequence, Union
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
 from jax.typing import ArrayLike
 
 from relucomp import _init
@@ -23,9 +21,10 @@ from relucomp import _levenberg
 from relucomp import _mlp
 from relucomp import _validation as v
 from relucomp._network import compositional_mlp
+from relucomp._result import FitResult, make_result
 from relucomp._series import enforced_scales
 
-__all__ = ["fit", "FitResult", "save", "load", "METHODS"]
+__all__ = ["fit", "FitResult", "METHODS"]
 
 #: The training setups :func:`fit` accepts for one convex or concave input.
 METHODS = ("enforced", "free_scales", "no_pretrain", "kaiming", "raai")
@@ -56,78 +55,8 @@ STAGE2_B1 = 0.98
 DEFAULT_RANDOM_INIT_LEARNING_RATE = 1e-3
 #: Linear warm-up steps of the stage-2 (and one-stage) learning rate.
 WARMUP_STEPS = 50
-_FORMAT = "relucomp.FitResult"
-_FORMAT_VERSION = 1
 
 Params = list  # list of {"kernel", "bias"} layers
-
-
-class FitResult(struct.PyTreeNode):
-  """What :func:`fit` returns (a pytree: it stacks under ``jax.vmap``).
-
-  Attributes:
-    params: the trained MLP, ``depth + 1`` layers ``{"kernel", "bias"}``, on
-      the raw scale of ``x`` and ``y``:
-      ``mlp_apply(params, x[:, None])[:, 0]`` is the prediction.
-    mse: final training MSE in the units of ``y`` (scalar array).
-    history: the training loss before each step of both stages, shape
-      ``(pretrain_steps + finetune_steps,)``, in the units of ``y``. Stage 1
-      losses come from the closed form, stage 2 losses from the MLP.
-    diverged: true if the loss became NaN or inf (then ``mse`` is not a
-      valid fit).
-    pretrained: for two-stage methods, the stage-1 result on the
-      normalised scale (``t = INSET + (1 - 2 INSET)(x - lo)/(hi - lo)``,
-      ``z = (y - min y)/(max y - min y)``): a dict with
-      ``peaks`` (``depth + 1``), ``scales`` (``depth``), ``slope`` and
-      ``bias``; the stage-1 function is ``bias + compositional(t, peaks,
-      scales, slope=slope)``. ``None`` for one-stage methods.
-    snapshots: with ``track_pieces_every=k``, the MLP (raw scale) after
-      ``0, k, 2k, ...`` steps, stacked along a leading axis; else ``None``.
-    interval: ``(min(x), max(x))``, the interval mapped to ``[0, 1]``.
-    y_range: ``(min(y), max(y))`` (``y`` is normalised by this range).
-    sign: ``+1.0`` (convex: waves subtracted) or ``-1.0`` (concave: waves
-      added) as used by the compositional methods.
-    learning_rate: ``(stage 1, stage 2)`` learning rates of the default
-      optimiser (stage 2 relative for the compositional methods; not used
-      when a custom optimiser is given).
-    method: the training setup (one of ``METHODS``).
-    depth: the number of hidden layers.
-    pretrain_steps: steps of stage 1.
-    finetune_steps: steps of stage 2.
-    track_pieces_every: the snapshot interval, or ``None``.
-    curvature: the ``curvature`` argument of the run.
-    optimizer: ``"adam"`` for the default optimiser, ``"custom"`` otherwise.
-    n_params: number of weights and biases of ``params``.
-
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> import relucomp
-    >>> x = jnp.linspace(0.0, 2.0, 40)
-    >>> res = relucomp.fit(x, jnp.exp(x), key=jax.random.key(0), depth=3,
-    ...                    pretrain_steps=50, finetune_steps=50)
-    >>> res.history.shape, res.interval.tolist(), res.method, res.n_params
-    ((100,), [0.0, 2.0], 'enforced', 53)
-    >>> sorted(res.pretrained), res.pretrained["peaks"].shape
-    (['bias', 'peaks', 'scales', 'slope'], (4,))
-  """
-  params: Params
-  mse: jax.Array
-  history: jax.Array
-  diverged: jax.Array
-  pretrained: Optional[dict]
-  snapshots: Optional[Params]
-  interval: jax.Array
-  y_range: jax.Array
-  sign: jax.Array
-  learning_rate: jax.Array
-  method: str = struct.field(pytree_node=False, default="enforced")
-  depth: int = struct.field(pytree_node=False, default=5)
-  pretrain_steps: int = struct.field(pytree_node=False, default=0)
-  finetune_steps: int = struct.field(pytree_node=False, default=0)
-  track_pieces_every: Optional[int] = struct.field(pytree_node=False, default=None)
-  curvature: str = struct.field(pytree_node=False, default="auto")
-  optimizer: str = struct.field(pytree_node=False, default="adam")
-  n_params: int = struct.field(pytree_node=False, default=0)
 
 
 # --------------------------------------------------------------------------
@@ -456,27 +385,6 @@ def _train(x, y, key, lr, mode, *, method, depth, n1, n2, track, optimizer):
 # --------------------------------------------------------------------------
 # The public function.
 
-def make_result(out: dict, *, method: str, depth: int, n1: int, n2: int,
-                track_pieces_every: Optional[int], curvature: str, optimizer: Any,
-                n_params: int, stacklevel: int = 3) -> "FitResult":
-  """Wraps a training loop's arrays in a :class:`FitResult` with its settings.
-
-  Warns (eagerly, for an unbatched fit) when training diverged, at
-  ``stacklevel`` (chosen so the warning points at the caller of :func:`fit`).
-  """
-  result = FitResult(**out, method=method, depth=depth, pretrain_steps=n1,
-                     finetune_steps=n2, track_pieces_every=track_pieces_every,
-                     curvature=curvature,
-                     optimizer="adam" if optimizer is None else "custom",
-                     n_params=n_params)
-  d = v.concrete(result.diverged)
-  if d is not None and d.ndim == 0 and bool(d):
-    warnings.warn(f"training diverged (loss became NaN or inf) with method={method!r}; "
-                  "result.diverged is set and result.mse is not a valid fit.",
-                  RuntimeWarning, stacklevel=stacklevel)
-  return result
-
-
 def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, Any]:
   """Validates ``learning_rate`` (number or pair) and ``optimizer`` (None, one or two).
 
@@ -720,135 +628,3 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
                      optimizer=optimizer, n_params=n_params)
 
 
-# --------------------------------------------------------------------------
-# Saving and loading.
-
-_SETTINGS = ("method", "depth", "pretrain_steps", "finetune_steps", "track_pieces_every",
-             "curvature", "optimizer", "n_params")
-_ARRAYS = ("mse", "history", "diverged", "interval", "y_range", "sign", "learning_rate")
-
-
-def _to_numpy(tree):
-  return jax.tree.map(np.asarray, tree)
-
-
-def save(result: FitResult, path) -> None:
-  """Writes a :class:`FitResult` to ``path`` (flax msgpack).
-
-  The file is a msgpack map (``flax.serialization.msgpack_serialize``)
-  with ``format = "relucomp.FitResult"``, ``version``, ``settings`` (the
-  static fields), ``arrays`` (``mse``, ``history``, ...), ``params`` (list
-  of layers), and ``pretrained`` / ``snapshots`` when present. Arrays are
-  stored with their dtype and bytes, so :func:`load` returns them
-  bit-exactly. A stacked result (from ``jax.vmap``) saves the same way.
-
-  Args:
-    result: the result of :func:`fit` (or of a vmapped fit).
-    path (str | os.PathLike): the file to write.
-
-  Raises:
-    ValueError: if ``result`` is not a :class:`FitResult`.
-
-  Example:
-    >>> import os, tempfile
-    >>> import jax, jax.numpy as jnp
-    >>> import relucomp
-    >>> x = jnp.linspace(0.0, 1.0, 30)
-    >>> res = relucomp.fit(x, x ** 2, key=jax.random.key(0), depth=2,
-    ...                    pretrain_steps=20, finetune_steps=20)
-    >>> path = os.path.join(tempfile.mkdtemp(), "fit.msgpack")
-    >>> relucomp.save(res, path)
-    >>> os.path.getsize(path) > 0
-    True
-  """
-  if not isinstance(result, FitResult):
-    raise ValueError(f"result must be a FitResult; got {type(result).__name__}.")
-  settings = {k: getattr(result, k) for k in _SETTINGS}
-  settings["track_pieces_every"] = settings["track_pieces_every"] or 0
-  state = {
-      "format": _FORMAT,
-      "version": _FORMAT_VERSION,
-      "settings": settings,
-      "arrays": {k: np.asarray(getattr(result, k)) for k in _ARRAYS},
-      "params": {str(i): _to_numpy(layer) for i, layer in enumerate(result.params)},
-  }
-  if result.pretrained is not None:
-    state["pretrained"] = _to_numpy(result.pretrained)
-  if result.snapshots is not None:
-    state["snapshots"] = {str(i): _to_numpy(layer) for i, layer in enumerate(result.snapshots)}
-  with open(path, "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(state))
-
-
-def _layers(tree, what):
-  if not isinstance(tree, dict) or not tree:
-    raise ValueError(f"file has no valid {what}.")
-  try:
-    layers = [tree[str(i)] for i in range(len(tree))]
-    return [{"kernel": jnp.asarray(l["kernel"]), "bias": jnp.asarray(l["bias"])} for l in layers]
-  except (KeyError, TypeError) as e:
-    raise ValueError(f"file has malformed {what}: {e!r}.") from None
-
-
-def load(path) -> FitResult:
-  """Reads a :class:`FitResult` written by :func:`save`.
-
-  Args:
-    path (str | os.PathLike): a file written by :func:`save`.
-
-  Returns:
-    The :class:`FitResult`, its arrays equal bit for bit to the saved ones.
-
-  Raises:
-    ValueError: if the file is not a valid msgpack file of this format
-      (corrupt, truncated, another kind of file, or a mismatched version
-      or missing field).
-
-  Example:
-    >>> import os, tempfile
-    >>> import jax, jax.numpy as jnp
-    >>> import relucomp
-    >>> x = jnp.linspace(0.0, 1.0, 30)
-    >>> res = relucomp.fit(x, x ** 2, key=jax.random.key(0), depth=2,
-    ...                    pretrain_steps=20, finetune_steps=20)
-    >>> path = os.path.join(tempfile.mkdtemp(), "fit.msgpack")
-    >>> relucomp.save(res, path)
-    >>> back = relucomp.load(path)
-    >>> bool(jnp.array_equal(back.params[0]["kernel"], res.params[0]["kernel"]))
-    True
-    >>> back.method, back.depth, bool(back.mse == res.mse)
-    ('enforced', 2, True)
-  """
-  with open(path, "rb") as f:
-    data = f.read()
-  try:
-    state = flax.serialization.msgpack_restore(data)
-  except Exception as e:  # msgpack raises several kinds of errors
-    raise ValueError(f"{path} is not a readable relucomp result file: {e!r}.") from None
-  if not isinstance(state, dict) or state.get("format") != _FORMAT:
-    raise ValueError(f"{path} is not a relucomp result file (format tag missing or wrong).")
-  if state.get("version") != _FORMAT_VERSION:
-    raise ValueError(f"{path} has format version {state.get('version')!r}; this "
-                     f"version of relucomp reads version {_FORMAT_VERSION}.")
-  try:
-    settings = dict(state["settings"])
-    arrays = {k: jnp.asarray(state["arrays"][k]) for k in _ARRAYS}
-    settings = {k: settings[k] for k in _SETTINGS}
-  except (KeyError, TypeError) as e:
-    raise ValueError(f"{path} is missing a field: {e!r}.") from None
-  settings["track_pieces_every"] = settings["track_pieces_every"] or None
-  params = _layers(state.get("params"), "params")
-  # "compositional" writes its two layers out as 2 depth + 3 plain layers.
-  n_layers = 2 * settings["depth"] + 3 if settings["method"] == "compositional" else (
-      settings["depth"] + 1)
-  if len(params) != n_layers:
-    raise ValueError(f"{path}: params has {len(params)} layers but depth is "
-                     f"{settings['depth']} (expected {n_layers}).")
-  pretrained = state.get("pretrained")
-  if pretrained is not None:
-    pretrained = {k: jnp.asarray(a) for k, a in pretrained.items()}
-  snapshots = state.get("snapshots")
-  if snapshots is not None:
-    snapshots = _layers(snapshots, "snapshots")
-  return FitResult(params=params, pretrained=pretrained, snapshots=snapshots,
-                   **arrays, **settings)
