@@ -7,6 +7,7 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lipschitz_bound,
                               local_lipschitz, region_polytope)
 from relucomp._batch import fit_batch
+from relucomp._constraint import norm_constraint
 from relucomp._layer import STAGES, CompositionalDense, difference_mlp, layer_to_mlp
 from relucomp._levenberg import LevenbergMarquardtState, levenberg_marquardt
 from relucomp._mlp import balance_neurons, count_params, mlp_apply
@@ -52,6 +53,7 @@ __all__ = [
     "load",
     "local_lipschitz",
     "mlp_apply",
+    "norm_constraint",
     "pieces_history",
     "plot_neurons_1d",
     "plot_partition",

@@ -283,20 +283,64 @@ def _atoms_core(layers, x, dtype):
   return Atoms(atoms=atom, coefficients=coeff)
 
 
-def lipschitz_bound(params: Any) -> jax.Array:
-  """A global Lipschitz bound: the product of the kernels' spectral norms.
+_BOUND_METHODS = ("spectral", "max_weight")
 
-  ReLU is 1-Lipschitz, so ``||f(x) - f(y)||_2 <= prod_l ||W_l||_2
-  ||x - y||_2`` for all inputs; every region's ``||A||_2`` is below it.
+
+def lipschitz_bound(params: Any, *, method: str = "spectral") -> jax.Array:
+  """A global Lipschitz bound of the network, by one of two estimates.
+
+  With ``W_l`` the transposed kernels of an ``L``-layer network (``L - 1``
+  hidden layers of widths ``n_1 .. n_{L-1}``), every region's linear part
+  ``A`` obeys ``||A||_2 <= bound``, so ``||f(x) - f(y)||_2 <= bound
+  ||x - y||_2`` for all inputs.
+
+  * ``"spectral"``: ``prod_l ||W_l||_2`` (ReLU is 1-Lipschitz; Heinecke and
+    Hwang, Theorem 6(ii)).
+  * ``"max_weight"``: Heinecke and Hwang, Theorem 6(i), from the largest
+    hidden weight ``w = max_{1 < l < L} max |W_l|`` and the number of paths
+    through the hidden layers. ``A = sum_{i, j} C[i, j] W_L[:, i] W_1[j, :]``
+    (Theorem 5, see :func:`atoms`) and ``|C[i, j]| <= w^(L-2) n_2 ...
+    n_{L-2}``, so
+
+        ||A||_2 <= w^(L-2) n_2 ... n_{L-2} (sum_j ||W_1[j, :]||_2)
+                                             (sum_i ||W_L[:, i]||_2).
+
+    ``W_1[j, :]`` is column ``j`` of the first kernel and ``W_L[:, i]`` row
+    ``i`` of the last. With these normalised to length 1 (the theorem's
+    assumption) the bound is ``w^(L-2) n_1 n_2 ... n_{L-1}``; the form above
+    holds without it. For one hidden layer it is ``sum_j ||W_1[j, :]||
+    ||W_2[:, j]||``; without hidden layers ``||W_1||_2`` (exact).
+
+  Which is tighter: in a hidden layer ``n_l w >= ||W_l||_2`` for square
+  kernels, so ``"spectral"`` wins on the hidden layers, by about
+  ``sqrt(n log n)`` per layer on random Gaussian weights, and ties only
+  when a kernel is a rank-one matrix of equal-magnitude entries.
+  ``"max_weight"`` can win through the end layers: it pairs each neuron's
+  first-layer and last-layer norms, so when the large first-layer weights
+  feed neurons that the last layer weighs little (or the two networks of a
+  block-diagonal model), it is far below the product of norms (the example
+  below, and a network whose output ignores its active neurons, where it
+  is 0). The benchmarks page measures both on trained networks.
+
+  16-bit weights are computed in float32 (they are exactly representable).
+  ``"max_weight"`` is computed from logarithms, so no intermediate power
+  overflows or underflows.
 
   Args:
     params: an MLP as for :func:`mlp_apply`.
+    method: ``"spectral"`` (default) or ``"max_weight"``.
 
   Returns:
-    A scalar.
+    A scalar of the computing dtype (float32, or float64 under
+    ``jax_enable_x64``).
 
   Raises:
-    ValueError: on malformed params or non-finite weights.
+    ValueError: on an unknown ``method``, malformed params, non-finite
+      weights, weights beyond the largest number of the computing dtype
+      (float64 NumPy weights of 1e200 with float64 disabled: enable
+      ``jax_enable_x64``), or a bound that overflows that dtype. Under
+      ``jax.jit`` the value checks are skipped (see :func:`checkified`)
+      and an overflow gives ``inf``.
 
   Example:
     >>> import jax.numpy as jnp
@@ -305,20 +349,92 @@ def lipschitz_bound(params: Any) -> jax.Array:
     ...           {"kernel": jnp.array([[1.0], [0.0]]), "bias": jnp.zeros(1)}]
     >>> print(relucomp.lipschitz_bound(params))
     5.0
+    >>> print(relucomp.lipschitz_bound(params, method="max_weight"))  # 3 * 1 + 4 * 0
+    3.0
+    >>> print(relucomp.local_lipschitz(params, jnp.array([1.0])))  # exact: 3
+    3.0
   """
-  layers, _, dtype = _prepare(params, np.zeros((_mlp.check_params(params)[0][0],)))
-  return _bound_core(layers, dtype)
+  if method not in _BOUND_METHODS:
+    raise ValueError(f"method must be one of {_BOUND_METHODS}; got {method!r}.")
+  layers, _, dtype = _prepare_wide(
+      params, np.zeros((_mlp.check_params(params)[0][0],)), biases=False)
+  bound = _bound_core(layers, dtype, method)
+  _check_overflow(bound, dtype, "the bound")
+  return bound
 
 
-@functools.partial(jax.jit, static_argnames="dtype")
-def _bound_core(layers, dtype):
+def _prepare_wide(params: Any, x: Any, *, biases: bool):
+  """``_prepare`` in at least float32 (LAPACK has no 16-bit SVD), refusing
+  concrete values that the computing dtype cannot hold."""
+  _mlp.check_params(params)
+  host_x = v.concrete(x)
+  dtype = v.float_dtype(x if host_x is None else host_x,
+                        *[layer["kernel"] for layer in params])
+  dtype = jnp.dtype(jnp.promote_types(dtype, jnp.float32))
+  _check_fits(params, dtype, biases=biases, x=host_x)
+  layers, x, _ = _prepare(params, x)
+  return layers, x, dtype
+
+
+def _check_fits(params: Any, dtype: Any, *, biases: bool, x: Any = None) -> None:
+  """Concrete values too large for ``dtype`` would become inf when cast."""
+  largest = float(jnp.finfo(dtype).max)
+  named = [(f"params[{i}]['{name}']", layer[name]) for i, layer in enumerate(params)
+           for name in (("kernel", "bias") if biases else ("kernel",))]
+  if x is not None:
+    named.append(("x", x))
+  for name, value in named:
+    host = v.concrete(value)
+    if host is None or host.size == 0:
+      continue
+    peak = float(np.max(np.abs(host.astype(np.float64))))
+    if np.isfinite(peak) and peak > largest:
+      raise ValueError(
+          f"{name} holds values up to {peak:.3g}, beyond the largest {dtype.name} "
+          f"({largest:.3g}) the computation runs in; enable jax_enable_x64 to "
+          "compute in float64, or rescale.")
+
+
+def _check_overflow(value: jax.Array, dtype: Any, what: str) -> None:
+  host = v.concrete(value)
+  if host is not None and not np.all(np.isfinite(host)):
+    raise ValueError(
+        f"{what} overflows {dtype.name} (the weights are finite, the result is "
+        f"larger than {float(jnp.finfo(dtype).max):.3g}); enable jax_enable_x64 "
+        "to compute in float64.")
+
+
+def _spectral_norm(kernel: jax.Array) -> jax.Array:
+  if kernel.size == 0:
+    return jnp.zeros((), kernel.dtype)
+  return jnp.linalg.svd(kernel, compute_uv=False)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "method"))
+def _bound_core(layers, dtype, method="spectral"):
   layers, _ = _cast(layers, jnp.zeros(()), dtype)
-  norms = [jnp.linalg.svd(kernel, compute_uv=False)[0] for kernel, _ in layers]
-  return jnp.prod(jnp.stack(norms))
+  kernels = [kernel for kernel, _ in layers]
+  if method == "spectral" or len(kernels) == 1:
+    return jnp.prod(jnp.stack([_spectral_norm(kernel) for kernel in kernels]))
+  first = jnp.linalg.norm(kernels[0], axis=0)     # ||W_1[j, :]||, neuron j of layer 1
+  last = jnp.linalg.norm(kernels[-1], axis=1)     # ||W_L[:, i]||, neuron i of layer L-1
+  if len(kernels) == 2:
+    return jnp.sum(first * last)
+  hidden = [kernel for kernel in kernels[1:-1] if kernel.size]
+  w = (jnp.max(jnp.stack([jnp.max(jnp.abs(k)) for k in hidden]))
+       if len(hidden) == len(kernels) - 2 else jnp.zeros((), dtype))
+  widths = [k.shape[1] for k in kernels[1:-2]]   # n_2 .. n_{L-2}
+  log_paths = sum(float(np.log(n)) if n else -np.inf for n in widths)
+  log_bound = (jnp.log(jnp.sum(first)) + jnp.log(jnp.sum(last))
+               + (len(kernels) - 2) * jnp.log(w) + log_paths)
+  return jnp.exp(log_bound)
 
 
 def local_lipschitz(params: Any, x: ArrayLike) -> jax.Array:
   """The exact Lipschitz constant ``||A||_2`` of the network on ``x``'s region.
+
+  16-bit inputs are computed in float32; a network with an empty layer is
+  constant (0); an empty batch gives an empty result.
 
   Args:
     params: an MLP as for :func:`mlp_apply`.
@@ -328,7 +444,9 @@ def local_lipschitz(params: Any, x: ArrayLike) -> jax.Array:
     The largest singular value of ``A``, shape ``x.shape[:-1]``.
 
   Raises:
-    ValueError: as :func:`activation_pattern`.
+    ValueError: as :func:`activation_pattern`, on weights or inputs beyond
+      the largest number of the computing dtype (enable
+      ``jax_enable_x64``), or on a result that overflows it.
 
   Example:
     >>> import jax.numpy as jnp
@@ -337,12 +455,18 @@ def local_lipschitz(params: Any, x: ArrayLike) -> jax.Array:
     ...           {"kernel": jnp.array([[1.0], [0.0]]), "bias": jnp.zeros(1)}]
     >>> print(relucomp.local_lipschitz(params, jnp.array([1.0])))
     3.0
+    >>> relucomp.local_lipschitz(params, jnp.zeros((0, 1))).shape
+    (0,)
   """
-  layers, x, dtype = _prepare(params, x)
-  return _local_core(layers, x, dtype)
+  layers, x, dtype = _prepare_wide(params, x, biases=True)
+  result = _local_core(layers, x, dtype)
+  _check_overflow(result, dtype, "the local Lipschitz constant")
+  return result
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
 def _local_core(layers, x, dtype):
   a, _ = _affine_core(layers, x, dtype)
+  if a.size == 0:
+    return jnp.zeros(a.shape[:-2], dtype)
   return jnp.linalg.svd(a, compute_uv=False)[..., 0]
