@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from relucomp import _plane
 from relucomp import _regions
 
 __all__ = ["plot_partition", "plot_neurons_1d"]
 
 
 def plot_partition(regions: _regions.Regions2D, *, ax: Any = None, cmap: str = "tab20",
-                   edgecolor: str = "k", linewidth: float = 0.2, seed: int = 0) -> Any:
-  """Draws the regions of :func:`regions_2d`, each polygon in its own colour.
+                   edgecolor: str = "k", linewidth: float = 0.2, seed: int = 0,
+                   mark_points: bool = True,
+                   labels: Sequence[str] = ("points[0]", "points[1]", "points[2]")) -> Any:
+  """Draws the regions of :func:`regions_2d` or :func:`plane_regions`, each in its own colour.
 
   Colours are drawn from ``cmap`` in a shuffled order (fixed by ``seed``) so
-  that neighbouring regions rarely share one.
+  that neighbouring regions rarely share one. On the partition of a plane
+  through three points (:func:`plane_regions`) the points, at ``(0, 0)``,
+  ``(1, 0)`` and ``(0, 1)`` of the plane's coordinates, are marked and
+  labelled, and the axes are labelled with the plane's coordinates.
 
   Args:
-    regions: the result of :func:`regions_2d`.
+    regions: the result of :func:`regions_2d` or :func:`plane_regions`.
     ax: a matplotlib axes to draw into; a new figure when ``None``.
     cmap: a matplotlib colormap name.
     edgecolor: colour of the region boundaries.
     linewidth: width of the boundaries.
     seed: seed of the colour shuffle.
+    mark_points: on a plane's partition, mark the three points.
+    labels: their three labels (for example the classes of three images).
 
   Returns:
     The matplotlib axes.
 
   Raises:
-    ValueError: if ``regions`` is not a :class:`Regions2D`.
+    ValueError: if ``regions`` is not a :class:`Regions2D`, or ``labels``
+      are not three.
 
   Example:
     >>> import matplotlib
@@ -42,10 +51,19 @@ def plot_partition(regions: _regions.Regions2D, *, ax: Any = None, cmap: str = "
     >>> ax = relucomp.plot_partition(relucomp.regions_2d(grid, [-1, -1], [1, 1]))
     >>> len(ax.collections[0].get_paths())
     4
+    >>> rng = np.random.default_rng(0)
+    >>> params = [{"kernel": rng.normal(size=(8, 6)), "bias": rng.normal(size=6)},
+    ...           {"kernel": rng.normal(size=(6, 1)), "bias": np.zeros(1)}]
+    >>> ax = relucomp.plot_partition(relucomp.plane_regions(params, rng.normal(size=(3, 8))))
+    >>> ax.collections[1].get_offsets().tolist()   # the three points, marked
+    [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
   """
   if not isinstance(regions, _regions.Regions2D):
-    raise ValueError("regions must be the result of regions_2d (a Regions2D); got "
-                     f"{type(regions).__name__}.")
+    raise ValueError("regions must be the result of regions_2d or plane_regions (a "
+                     f"Regions2D); got {type(regions).__name__}.")
+  labels = list(labels)
+  if len(labels) != 3:
+    raise ValueError(f"labels must be three strings (one per point); got {len(labels)}.")
   import matplotlib.pyplot as plt
   from matplotlib.collections import PolyCollection
 
@@ -64,6 +82,14 @@ def plot_partition(regions: _regions.Regions2D, *, ax: Any = None, cmap: str = "
     ax.set_ylim(points[:, 1].min(), points[:, 1].max())
   ax.set_aspect("equal")
   ax.set_title(f"{regions.count} regions")
+  if mark_points and isinstance(regions, _plane.PlaneRegions):
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    ax.scatter(corners[:, 0], corners[:, 1], s=36, c="w", edgecolors="k", zorder=3)
+    for (u, v), text in zip(corners, labels):
+      ax.annotate(str(text), (u, v), xytext=(4, 4), textcoords="offset points", fontsize=8,
+                  bbox={"boxstyle": "round,pad=0.15", "fc": "w", "alpha": 0.8})
+    ax.set_xlabel("$y_0$ (along points[1] - points[0])")
+    ax.set_ylabel("$y_1$ (along points[2] - points[0])")
   return ax
 
 
