@@ -100,6 +100,15 @@ def compensated_matmul(a: np.ndarray, k: np.ndarray) -> np.ndarray:
   if n == 0:
     out[:] = 0.0
     return out
+  with np.errstate(over="ignore", invalid="ignore"):   # overflow: non-finite, refused later
+    _products(a, k, out)
+  return out
+
+
+def _products(a: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
+  """The compensated product of :func:`compensated_matmul` into ``out``."""
+  r, n = a.shape
+  m = k.shape[1]
   k_hi, k_lo = _split(k)
   rows = max(1, _CHUNK // max(1, n * m))
   for start in range(0, r, rows):
@@ -115,7 +124,6 @@ def compensated_matmul(a: np.ndarray, k: np.ndarray) -> np.ndarray:
       p, e = _two_sum(p[:, 0::2], p[:, 1::2])
       total += e.sum(axis=1)
     out[start:start + rows] = p[:, 0] + total
-  return out
 
 
 def compose_first_layer(layers: list[tuple[np.ndarray, np.ndarray]], origin: np.ndarray,
