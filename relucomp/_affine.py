@@ -404,10 +404,22 @@ def _check_overflow(value: jax.Array, dtype: Any, what: str) -> None:
         "to compute in float64.")
 
 
+def _scaled(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(a / m, m)`` with ``m`` the largest entry of each matrix (1 where 0),
+  so that norms of entries near the dtype's limit do not overflow in LAPACK."""
+  if a.size == 0:
+    return a, jnp.ones(a.shape[:-2], a.dtype)
+  m = jnp.max(jnp.abs(a), axis=(-2, -1), keepdims=True)
+  m = jnp.where(m > 0, m, jnp.ones_like(m))
+  return a / m, m[..., 0, 0]
+
+
 def _spectral_norm(kernel: jax.Array) -> jax.Array:
+  """``||a||_2`` over the last two axes (0 for an empty matrix)."""
   if kernel.size == 0:
-    return jnp.zeros((), kernel.dtype)
-  return jnp.linalg.svd(kernel, compute_uv=False)[0]
+    return jnp.zeros(kernel.shape[:-2], kernel.dtype)
+  unit, m = _scaled(kernel)
+  return m * jnp.linalg.svd(unit, compute_uv=False)[..., 0]
 
 
 @functools.partial(jax.jit, static_argnames=("dtype", "method"))
@@ -416,16 +428,17 @@ def _bound_core(layers, dtype, method="spectral"):
   kernels = [kernel for kernel, _ in layers]
   if method == "spectral" or len(kernels) == 1:
     return jnp.prod(jnp.stack([_spectral_norm(kernel) for kernel in kernels]))
-  first = jnp.linalg.norm(kernels[0], axis=0)     # ||W_1[j, :]||, neuron j of layer 1
-  last = jnp.linalg.norm(kernels[-1], axis=1)     # ||W_L[:, i]||, neuron i of layer L-1
+  (first, m_first), (last, m_last) = _scaled(kernels[0]), _scaled(kernels[-1])
+  first = jnp.linalg.norm(first, axis=0)          # ||W_1[j, :]|| / m, neuron j of layer 1
+  last = jnp.linalg.norm(last, axis=1)            # ||W_L[:, i]|| / m, neuron i of layer L-1
   if len(kernels) == 2:
-    return jnp.sum(first * last)
+    return m_first * m_last * jnp.sum(first * last)
   hidden = [kernel for kernel in kernels[1:-1] if kernel.size]
   w = (jnp.max(jnp.stack([jnp.max(jnp.abs(k)) for k in hidden]))
        if len(hidden) == len(kernels) - 2 else jnp.zeros((), dtype))
   widths = [k.shape[1] for k in kernels[1:-2]]   # n_2 .. n_{L-2}
   log_paths = sum(float(np.log(n)) if n else -np.inf for n in widths)
-  log_bound = (jnp.log(jnp.sum(first)) + jnp.log(jnp.sum(last))
+  log_bound = (jnp.log(m_first * jnp.sum(first)) + jnp.log(m_last * jnp.sum(last))
                + (len(kernels) - 2) * jnp.log(w) + log_paths)
   return jnp.exp(log_bound)
 
@@ -469,4 +482,4 @@ def _local_core(layers, x, dtype):
   a, _ = _affine_core(layers, x, dtype)
   if a.size == 0:
     return jnp.zeros(a.shape[:-2], dtype)
-  return jnp.linalg.svd(a, compute_uv=False)[..., 0]
+  return _spectral_norm(a)

@@ -40,11 +40,14 @@ Everything else (biases, first and last kernels) passes through unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 __all__ = ["norm_constraint"]
@@ -108,6 +111,8 @@ def _targets(kernel: jax.Array, n: int, max_norm: float, dtype: Any):
   return pass_below, jnp.maximum(target, 0.5 * max_norm)
 
 
+# Jitted so that an eager update compiles once per kernel shape, not per operation.
+@functools.partial(jax.jit, static_argnames=("kind", "max_norm", "norm"))
 def _project(kernel: jax.Array, update: jax.Array, kind: _Kind, max_norm: float,
              norm: str) -> jax.Array:
   """The update that moves ``kernel`` to the projection of ``kernel + update``."""
@@ -140,12 +145,13 @@ def _project(kernel: jax.Array, update: jax.Array, kind: _Kind, max_norm: float,
 
 
 def _check_max_norm(max_norm: Any) -> float:
-  if isinstance(max_norm, bool):
+  """A Python float from a real scalar (a number or a 0-d real array)."""
+  real = (isinstance(max_norm, numbers.Real)
+          or (np.ndim(max_norm) == 0 and hasattr(max_norm, "dtype")
+              and np.dtype(max_norm.dtype).kind in "fiu"))
+  if isinstance(max_norm, (bool, np.bool_)) or not real:
     raise ValueError(f"max_norm must be a finite number > 0; got {max_norm!r}.")
-  try:
-    value = float(max_norm)
-  except (TypeError, ValueError):
-    raise ValueError(f"max_norm must be a finite number > 0; got {max_norm!r}.") from None
+  value = float(max_norm)
   if not (math.isfinite(value) and value > 0):
     raise ValueError(f"max_norm must be a finite number > 0; got {max_norm!r}.")
   return value
@@ -239,7 +245,7 @@ def norm_constraint(*, max_norm: float = 1.0,
       raise ValueError(f"updates must have the structure of params: {err}") from None
     kinds = _kinds(flat)
     new = [update if kind is None else _project(jnp.asarray(leaf), jnp.asarray(update),
-                                                 kind, max_norm, norm)
+                                                 kind=kind, max_norm=max_norm, norm=norm)
            for (_, leaf), update, kind in zip(flat, flat_updates, kinds)]
     return jax.tree_util.tree_unflatten(treedef, new), state
 
