@@ -36,8 +36,31 @@ def test_plot_partition_draws_every_region(tmp_path):
   _, ax2 = plt.subplots()
   assert relucomp.plot_partition(parts, ax=ax2) is ax2
   plt.close("all")
-  with pytest.raises(ValueError, match="regions must be the result of regions_2d"):
+  with pytest.raises(ValueError, match="regions must be the result of regions_2d or plane_regions"):
     relucomp.plot_partition(params)
+
+
+def test_plot_partition_marks_the_three_points_of_a_plane():
+  import matplotlib.pyplot as plt
+  rng = np.random.default_rng(1)
+  params = _net(1, [10, 8, 8, 1])
+  points = rng.normal(size=(3, 10))
+  parts = relucomp.plane_regions(params, points)
+  ax = relucomp.plot_partition(parts, labels=["a 0", "a 1", "a 2"])
+  assert len(ax.collections[0].get_paths()) == parts.count
+  np.testing.assert_array_equal(ax.collections[1].get_offsets(), [[0, 0], [1, 0], [0, 1]])
+  assert [t.get_text() for t in ax.texts] == ["a 0", "a 1", "a 2"]
+  assert "points[1] - points[0]" in ax.get_xlabel()
+  assert ax.get_xlim() == (-0.25, 1.25)
+  plt.close("all")
+  # Not marked when asked not to, nor on a partition of regions_2d.
+  ax = relucomp.plot_partition(parts, mark_points=False)
+  assert len(ax.collections) == 1 and not ax.texts
+  ax = relucomp.plot_partition(relucomp.regions_2d(_net(0, [2, 4, 1]), [-1, -1], [1, 1]))
+  assert len(ax.collections) == 1 and not ax.texts
+  plt.close("all")
+  with pytest.raises(ValueError, match="labels must be three strings"):
+    relucomp.plot_partition(parts, labels=["a"])
 
 
 def test_plot_neurons_1d_marks_crossing_neurons():
