@@ -40,6 +40,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.typing import ArrayLike
 
@@ -148,9 +149,32 @@ def difference_mlp(peaks_a: ArrayLike, scales_a: ArrayLike,
 
 
 def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+  """``value`` as an ``int`` (Python or NumPy integers), at least ``minimum``."""
+  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+      or value < minimum):
     raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-  return value
+  return int(value)
+
+
+def _positive_float(value: Any, name: str) -> float:
+  """``value`` as a finite ``float > 0`` (a real number, not a bool or text)."""
+  if isinstance(value, (bool, np.bool_, str, bytes)) or np.iscomplexobj(value):
+    raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
+  try:
+    out = float(value)
+  except (TypeError, ValueError):
+    raise ValueError(f"{name} must be a finite number > 0; got {value!r}.") from None
+  if not (math.isfinite(out) and out > 0):
+    raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
+  return out
+
+
+def _initial_peak_bounds(peak_range: tuple[float, float]) -> tuple[float, float]:
+  """Where the initial peaks are drawn: ``[0.25, 0.75]`` cut to the inner
+  three quarters of ``peak_range`` (so their logits are finite)."""
+  lo, hi = peak_range
+  margin = (hi - lo) / 8
+  return max(0.25, lo + margin), min(0.75, hi - margin)
 
 
 def _law_scales(peaks: jax.Array, amplitudes: jax.Array) -> jax.Array:
@@ -198,7 +222,7 @@ def _forward(w: dict[str, jax.Array], x: jax.Array) -> jax.Array:
   w = {k: a.astype(dtype) for k, a in w.items()}
   n_in, n_units = w["projection_kernel"].shape
   batch = x.shape[:-1]
-  p = x.reshape(-1, n_in).astype(dtype) @ w["projection_kernel"] + w["projection_bias"]
+  p = x.reshape(math.prod(batch), n_in).astype(dtype) @ w["projection_kernel"] + w["projection_bias"]
   z = jax.nn.relu(p) - jax.nn.relu(p - 1)                           # clip to [0, 1]
   h = jax.nn.relu(z[:, :, None, None] * w["first_kernel"] + w["first_bias"])
   h = h.reshape(h.shape[0], 2 * n_units, 4)
@@ -209,7 +233,7 @@ def _forward(w: dict[str, jax.Array], x: jax.Array) -> jax.Array:
   phi = (jnp.einsum("nuki,uki->nu", h, w["output_kernel"])
          + jnp.sum(w["output_bias"], axis=1))
   y = phi @ w["combine_kernel"] + w["combine_bias"]
-  return y.reshape(*batch, -1)
+  return y.reshape(*batch, y.shape[-1])
 
 
 @functools.partial(jax.jit, static_argnums=tuple(range(1, 9)))
@@ -219,8 +243,9 @@ def _init_reparam(key: jax.Array, in_features: int, units: int, out_features: in
   """Initial stage-1 parameters (see :class:`CompositionalDense`)."""
   lo, hi = peak_range
   k_proj, k_peak, k_slope, k_comb = jax.random.split(key, 4)
-  peaks = jax.random.uniform(k_peak, (units, 2, depth + 1), dtype, 0.25, 0.75)
-  frac = (peaks - lo) / (hi - lo)
+  first, last = _initial_peak_bounds(peak_range)
+  frac = jax.random.uniform(k_peak, (units, 2, depth + 1), dtype,
+                            (first - lo) / (hi - lo), (last - lo) / (hi - lo))
   amp = jnp.asarray(amplitude, dtype)
   return {
       "projection_kernel": projection_scale / math.sqrt(in_features)
@@ -279,7 +304,9 @@ class CompositionalDense(nnx.Module):
   **Initialisation.** ``P ~ N(0, projection_scale^2 / in_features)`` and
   ``q = 1/2``, so inputs with unit variance give projections centred in
   ``[0, 1]`` with standard deviation about ``projection_scale``; peaks
-  uniform in ``[0.25, 0.75]``; amplitudes ``amplitude`` for both networks;
+  uniform in ``[0.25, 0.75]``, cut to the inner three quarters of
+  ``peak_range`` when that is narrower (``(0.3, 0.35)``: ``[0.30625,
+  0.34375]``); amplitudes ``amplitude`` for both networks;
   ``slope ~ N(0, 1)``; ``C`` LeCun-normal, ``c = 0``.
 
   Args:
@@ -297,8 +324,10 @@ class CompositionalDense(nnx.Module):
       ``jax_enable_x64``).
 
   Raises:
-    ValueError: on sizes that are not positive integers, an unknown stage,
-      a bad ``peak_range`` or a non-positive ``amplitude``; when called, on
+    ValueError: on sizes that are not positive integers (Python or NumPy),
+      ``rngs`` that is not an ``nnx.Rngs``, a ``param_dtype`` that is not a
+      float dtype, an unknown stage, a bad ``peak_range`` or a non-positive
+      ``amplitude`` or ``projection_scale``; when called, on
       input whose last axis is not ``in_features`` or that holds NaN or inf
       (checked on concrete values).
 
@@ -325,6 +354,14 @@ class CompositionalDense(nnx.Module):
                peak_range: tuple[float, float] = (0.05, 0.95),
                amplitude: float = 0.1, projection_scale: float = 0.25,
                param_dtype: Any = jnp.float32):
+    if not isinstance(rngs, nnx.Rngs):
+      raise ValueError(f"rngs must be an nnx.Rngs (e.g. nnx.Rngs(0)); got {rngs!r}.")
+    try:
+      dtype = jnp.dtype(param_dtype)
+    except TypeError:
+      dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f"param_dtype must be a float dtype; got {param_dtype!r}.")
     self.in_features = _positive_int(in_features, "in_features")
     self.out_features = _positive_int(out_features, "out_features")
     self.depth = _positive_int(depth, "depth")
@@ -332,16 +369,15 @@ class CompositionalDense(nnx.Module):
     if stage not in STAGES:
       raise ValueError(f"stage must be one of {STAGES}; got {stage!r}.")
     try:
+      if np.iscomplexobj(peak_range) or isinstance(peak_range, (str, bytes)):
+        raise TypeError
       lo, hi = (float(b) for b in peak_range)
     except (TypeError, ValueError):
       raise ValueError(f"peak_range must be a pair (lo, hi); got {peak_range!r}.") from None
     if not 0.0 < lo < hi < 1.0:
       raise ValueError(f"peak_range must satisfy 0 < lo < hi < 1; got {peak_range!r}.")
-    if not (math.isfinite(amplitude) and amplitude > 0):
-      raise ValueError(f"amplitude must be a finite number > 0; got {amplitude!r}.")
-    if not (math.isfinite(projection_scale) and projection_scale > 0):
-      raise ValueError(
-          f"projection_scale must be a finite number > 0; got {projection_scale!r}.")
+    amplitude = _positive_float(amplitude, "amplitude")
+    projection_scale = _positive_float(projection_scale, "projection_scale")
     self.peak_range = (lo, hi)
     self.param_dtype = param_dtype
     self.stage = "reparameterised"

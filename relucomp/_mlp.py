@@ -157,16 +157,26 @@ def balance_neurons(params: Params) -> list[dict[str, jax.Array]]:
   return balanced(layers)
 
 
+def _norm(x: jax.Array, axis: int) -> jax.Array:
+  """Euclidean norms along ``axis``, scaled by the largest entry so that no
+  square overflows or underflows (finite for finite ``x``)."""
+  top = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
+  safe = jnp.where(top > 0, top, 1)
+  return jnp.squeeze(safe, axis) * jnp.sqrt(jnp.sum((x / safe) ** 2, axis=axis))
+
+
 @jax.jit
 def balanced(layers: list[dict[str, jax.Array]]) -> list[dict[str, jax.Array]]:
   """Unchecked :func:`balance_neurons` (traceable; used inside training)."""
   alphas = []
   for layer, nxt in zip(layers[:-1], layers[1:]):
-    fan_in = jnp.sum(layer["kernel"] ** 2, axis=0) + layer["bias"] ** 2
-    fan_out = jnp.sum(nxt["kernel"] ** 2, axis=1)
-    ok = (fan_in > 0) & (fan_out > 0)
-    ratio = jnp.where(ok, fan_out, 1) / jnp.where(ok, fan_in, 1)
-    alphas.append(jnp.sqrt(jnp.sqrt(ratio)))
+    fan_in = _norm(jnp.concatenate([layer["kernel"], layer["bias"][None, :]]), axis=0)
+    fan_out = _norm(nxt["kernel"], axis=1)
+    # alpha = sqrt(|out| / |in|) from the norms (not their squares), as a
+    # quotient of square roots: finite for every finite weight.
+    alpha = jnp.sqrt(fan_out) / jnp.sqrt(fan_in)
+    ok = (fan_in > 0) & (fan_out > 0) & jnp.isfinite(alpha) & (alpha > 0)
+    alphas.append(jnp.where(ok, alpha, 1))
   out = []
   for k, layer in enumerate(layers):
     kernel, bias = layer["kernel"], layer["bias"]

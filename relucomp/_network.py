@@ -72,7 +72,11 @@ def compositional_mlp(peaks: ArrayLike, scales: ArrayLike, *,
 
   Raises:
     ValueError: on empty ``scales``, a length mismatch, peaks outside
-      ``(0, 1)`` or non-finite values (when concrete).
+      ``(0, 1)``, non-finite or complex values, or finite inputs whose
+      weights overflow the dtype (a peak so close to 0 or 1, or consecutive
+      scales so different in magnitude, that ``1 / (a (1 - a))`` or
+      ``|s_(k+1) / s_k|`` is not finite; checked when concrete and under
+      :func:`checkified`).
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -90,7 +94,14 @@ def compositional_mlp(peaks: ArrayLike, scales: ArrayLike, *,
   peaks, scales = _series.check_peaks_scales(peaks, scales)
   v.check_finite(slope, "slope")
   dtype = v.float_dtype(peaks, scales, slope)
-  return _build(peaks.astype(dtype), scales.astype(dtype), jnp.asarray(slope, dtype))
+  layers = _build(peaks.astype(dtype), scales.astype(dtype), jnp.asarray(slope, dtype))
+  v.require(lambda w: jnp.isfinite(w), jnp.concatenate(
+      [jnp.ravel(layer[name]) for layer in layers for name in ("kernel", "bias")]),
+      f"peaks, scales and slope give weights that overflow {jnp.dtype(dtype).name} "
+      f"(largest finite {float(jnp.finfo(dtype).max):.3g}): the weights include 1 / (a (1 - a)) "
+      "for every peak a and the ratio |s_(k+1) / s_k| of consecutive non-zero scales times "
+      "it; use peaks further from 0 and 1, scales of closer magnitudes, or float64.")
+  return layers
 
 
 @jax.jit

@@ -44,6 +44,7 @@ import numpy as np
 
 from relucomp import _mlp
 from relucomp import _regions2d_kernel as _kernel
+from relucomp import _validation
 
 __all__ = ["linear_pieces_1d", "LinearPieces", "regions_2d", "Regions2D",
            "VALUE_RTOL", "SLOPE_RTOL"]
@@ -56,11 +57,16 @@ VALUE_RTOL = 1e-10
 #: (``sum_j |g_j W_jo|`` over the last hidden layer), i.e. 256 units of
 #: roundoff.
 SLOPE_RTOL = 256 * np.finfo(np.float64).eps
-#: Breakpoints closer than this many units of roundoff of ``max(|lo|, |hi|)``
-#: are not separated (see :func:`linear_pieces_1d`).
+#: Breakpoints closer than this many units of roundoff of their own
+#: magnitude and error bound are not separated (see :func:`linear_pieces_1d`).
 COINCIDENT_ULPS = 8
+#: Default size guard of :func:`linear_pieces_1d` (activation regions).
+MAX_REGIONS = 1 << 21
+#: Default size guard of :func:`regions_2d` (regions).
+MAX_REGIONS_2D = 1 << 20
 
 _EPS = np.finfo(np.float64).eps
+_EPS_32 = float(np.finfo(np.float32).eps)
 
 
 class LinearPieces(NamedTuple):
@@ -94,6 +100,8 @@ def host_layers(params: Any, name: str = "params") -> list[tuple[np.ndarray, np.
   _mlp.check_params(params, name)
   layers = []
   for i, layer in enumerate(params):
+    _validation.check_real(layer["kernel"], f"{name}[{i}]['kernel']")
+    _validation.check_real(layer["bias"], f"{name}[{i}]['bias']")
     kernel = np.array(layer["kernel"], dtype=np.float64)
     bias = np.array(layer["bias"], dtype=np.float64)
     if not np.all(np.isfinite(kernel)):
@@ -106,6 +114,7 @@ def host_layers(params: Any, name: str = "params") -> list[tuple[np.ndarray, np.
 
 def _corner(value: Any, name: str) -> tuple[float, float]:
   """A corner of the rectangle of :func:`regions_2d`: two finite numbers."""
+  _validation.check_real(value, name)
   arr = np.asarray(value, dtype=np.float64)
   if arr.shape != (2,):
     raise ValueError(f"{name} must have two entries (a corner of the rectangle); "
@@ -117,6 +126,7 @@ def _corner(value: Any, name: str) -> tuple[float, float]:
 
 
 def _scalar(value: Any, name: str) -> float:
+  _validation.check_real(value, name)
   arr = np.asarray(value)
   if arr.ndim != 0 and arr.size != 1:
     raise ValueError(f"{name} must be a scalar; got shape {arr.shape}.")
@@ -161,16 +171,20 @@ def preactivation(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
 
 
 def value_rtol_for(params: Any) -> float:
-  """The zero tolerance for ``params``: ``VALUE_RTOL``, or 100 ulp of a coarser dtype.
+  """The zero tolerance for ``params``: ``VALUE_RTOL``, or 100 ulp of float32.
 
   Weights stored in float32 carry relative errors near ``1e-7``; exact
   cancellations of the construction (a neuron meeting zero at a valley)
   then leave residues of that size, which would cut slivers narrower than
-  the weights can resolve. The tolerance follows the coarsest float dtype
-  among the kernels and biases (Python numbers and lists count as float64).
+  the weights can resolve, so any float32 kernel or bias sets the
+  tolerance to 100 units of float32 roundoff. Weights stored in 16 bits
+  (float16, bfloat16) are exactly representable in float64 and are counted
+  as the numbers they store, at the float64 tolerance: 100 units of their
+  own roundoff (0.8 for bfloat16) would be far coarser than their
+  features. Python numbers and lists count as float64.
   """
   eps = max(_dtype_eps(_dtype(layer[name])) for layer in params for name in ("kernel", "bias"))
-  return max(VALUE_RTOL, 100.0 * eps)
+  return 100.0 * eps if _EPS < eps <= _EPS_32 else VALUE_RTOL
 
 
 def _dtype(x: Any) -> np.dtype:
@@ -188,41 +202,115 @@ def _check_rtol(params: Any, value_rtol: float | None) -> float:
   """``value_rtol`` checked, or the default for ``params``' dtype when ``None``."""
   if value_rtol is None:
     return value_rtol_for(params)
-  if not (np.isfinite(value_rtol) and 0 <= value_rtol < 1):
-    raise ValueError(f"value_rtol must be in [0, 1); got {value_rtol}.")
+  if (isinstance(value_rtol, (bool, np.bool_)) or not isinstance(value_rtol, (int, float, np.integer, np.floating))
+      or not (np.isfinite(value_rtol) and 0 <= value_rtol < 1)):
+    raise ValueError(f"value_rtol must be in [0, 1) (a real number); got {value_rtol!r}.")
   return float(value_rtol)
 
 
-def _split_layer(x, z, slopes_in, kernel, xtol):
+def _check_bool(value: Any, name: str) -> bool:
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{name} must be True or False; got {value!r}.")
+  return bool(value)
+
+
+def _check_limit(value: Any, default: int = MAX_REGIONS) -> int:
+  """``max_regions`` checked (a positive integer), or ``default`` for ``None``."""
+  if value is None:
+    return default
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"max_regions must be an integer >= 1 (or None); got {value!r}.")
+  return int(value)
+
+
+class _TooManyRegions(Exception):
+  """Raised inside the enumeration when the count passes the limit."""
+
+  def __init__(self, count: int, layer: int):
+    super().__init__(count, layer)
+    self.count, self.layer = count, layer
+
+
+def _too_many(what: str, count: int, layer: int, n_hidden: int, growth: float,
+              limit: int) -> ValueError:
+  """The ValueError of the size guard, with the count so far and an estimate."""
+  remaining = n_hidden - layer - 1
+  estimate = count * max(growth, 1.0) ** remaining
+  return ValueError(
+      f"{what} would make more than max_regions = {limit} activation regions: "
+      f"{count} after hidden layer {layer + 1} of {n_hidden} (about {estimate:.3g} at the "
+      f"end at the growth so far). Pass a larger max_regions to enumerate them anyway "
+      "(memory grows linearly with the count).")
+
+
+def _root_tolerance(root, s, ci, cn, slopes_in, icpt_in, kernel, bias):
+  """How far apart two roots must be to count as different (see linear_pieces_1d).
+
+  ``COINCIDENT_ULPS`` units of roundoff of the root itself plus of its error
+  bound from the map: the root ``-c / s`` of ``z = s x + c`` moves by about
+  ``eps (|c|_terms + |x| |s|_terms) / |s|`` when ``c`` and ``s`` are rounded,
+  where ``|c|_terms = sum_j |c_j W_j| + |b|`` and ``|s|_terms = sum_j |s_j
+  W_j|`` are the sums of the absolute values of their own terms.
+  """
+  k_abs = np.abs(kernel.T[cn])                          # (Q, n)
+  c_abs = np.einsum("qj,qj->q", np.abs(icpt_in[ci]), k_abs) + np.abs(bias[cn])
+  s_abs = np.einsum("qj,qj->q", np.abs(slopes_in[ci]), k_abs)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    spread = (c_abs + np.abs(root) * s_abs) / np.abs(s)
+  return COINCIDENT_ULPS * _EPS * (np.abs(root) + np.where(np.isfinite(spread), spread, 0.0))
+
+
+def _roots(x, z, pre_slope, pre_icpt, ci, cn):
+  """The zero of each crossing neuron's map on its interval.
+
+  ``-c / s`` from the interval's affine map (accurate at the scale of the
+  root, however wide the interval); where rounding puts it outside the
+  interval, the linear interpolation of the end values, clipped.
+  """
+  s = pre_slope[ci, cn]
+  xl, xr = x[ci], x[ci + 1]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    root = -pre_icpt[ci, cn] / s
+    zl, zr = z[ci, cn], z[ci + 1, cn]
+    inside = (root > xl) & (root < xr)
+    if not inside.all():
+      interp = np.clip(xl + zl / (zl - zr) * (xr - xl), xl, xr)
+      root = np.where(inside, root, interp)
+  return root, s, xl, xr
+
+
+def _split_layer(x, z, slopes_in, icpt_in, kernel, bias, rtol, limit, layer):
   """Cuts the intervals of one layer where a neuron changes sign inside.
 
   Args:
     x: points, shape ``(P,)`` sorted.
     z: snapped pre-activations at the points, ``(P, m)``.
-    slopes_in: per-interval slopes ``(P - 1, n)`` of the input neurons.
-    kernel: ``(n, m)``.
-    xtol: breakpoint separation below which roots are not separated.
+    slopes_in, icpt_in: the affine maps ``h = slopes x + icpt`` of the
+      layer's inputs on each interval, ``(P - 1, n)``.
+    kernel, bias: ``(n, m)`` and ``(m,)``.
+    rtol: the zero tolerance of pre-activations.
+    limit, layer: the size guard (raises ``_TooManyRegions``).
 
   Returns:
-    ``(x, z, slopes_out)``: refined points, pre-activations at them and the
-    post-activation slopes of every neuron on each refined interval.
+    ``(x, z, slopes_out, icpt_out)``: refined points, pre-activations at
+    them and the post-activation maps of every neuron on each refined
+    interval.
 
-  The pre-activations at a new point are interpolated along the interval
-  (exact on an affine piece); the crossing neuron is set to exactly zero
-  there. A neuron that is zero at both ends of an interval stays exactly
-  zero, so no further snapping is needed.
+  A crossing's point is the zero of its neuron's map on the interval (see
+  :func:`_roots`); the layer's pre-activations there are computed from the
+  inputs' maps at that point, snapped like all others, and the crossing
+  neuron is set to exactly zero.
   """
   pre_slope = matmul(slopes_in, kernel)              # (K, m)
+  pre_icpt = matmul(icpt_in, kernel)
+  pre_icpt += bias
   pos = z > 0
   neg = z < 0
   cross = (pos[:-1] & neg[1:]) | (neg[:-1] & pos[1:])
   ci, cn = np.nonzero(cross)                         # by interval, then neuron
   if ci.size:
-    zl = z[ci, cn]
-    t = zl / (zl - z[ci + 1, cn])
-    xl = x[ci]
-    xr = x[ci + 1]
-    root = xl + t * (xr - xl)
+    root, s, xl, xr = _roots(x, z, pre_slope, pre_icpt, ci, cn)
+    tol = _root_tolerance(root, s, ci, cn, slopes_in, icpt_in, kernel, bias)
     multi = np.bincount(ci, minlength=x.shape[0] - 1)[ci] > 1
     if multi.any():
       # Sort the roots inside intervals holding several; their entries are
@@ -231,14 +319,17 @@ def _split_layer(x, z, slopes_in, kernel, xtol):
       sub = np.flatnonzero(multi)
       perm = np.arange(ci.size)
       perm[sub] = sub[np.lexsort((cn[sub], root[sub], ci[sub]))]
-      ci, cn, t, xl, xr, root = (a[perm] for a in (ci, cn, t, xl, xr, root))
+      ci, cn, tol, xl, xr, root = (a[perm] for a in (ci, cn, tol, xl, xr, root))
     prev = xl.copy()
     same = ci[1:] == ci[:-1]
     prev[1:][same] = root[:-1][same]
-    keep = (root - prev > xtol) & (xr - root > xtol)
-    ci, cn, t, root = ci[keep], cn[keep], t[keep], root[keep]
+    end_ulps = COINCIDENT_ULPS * _EPS
+    keep = (root - prev > tol + end_ulps * np.abs(prev)) & (xr - root > tol + end_ulps * np.abs(xr))
+    ci, cn, root = ci[keep], cn[keep], root[keep]
+  if x.shape[0] - 1 + ci.size > limit:
+    raise _TooManyRegions(x.shape[0] - 1 + ci.size, layer)
   if ci.size == 0:
-    return x, z, _mask_slopes(pre_slope, z)
+    return (x, z) + _mask_maps(pre_slope, pre_icpt, z)
 
   n_new = np.bincount(ci, minlength=x.shape[0] - 1)
   offset = np.zeros(x.shape[0], dtype=np.int64)
@@ -250,45 +341,57 @@ def _split_layer(x, z, slopes_in, kernel, xtol):
   new_x[old_pos] = x
   new_z[old_pos] = z
   pos_new = ci + 1 + np.arange(ci.size)
-  zl = z[ci]
-  zi = z[ci + 1]
-  zi -= zl
-  zi *= t[:, None]
-  zi += zl
+  h = slopes_in[ci] * root[:, None]                  # the inputs at the new points
+  h += icpt_in[ci]
+  zi, _ = preactivation(h, kernel, bias, rtol)
   zi[np.arange(ci.size), cn] = 0.0                   # the neuron that crosses
   new_x[pos_new] = root
   new_z[pos_new] = zi
-  return new_x, new_z, _mask_slopes(np.repeat(pre_slope, n_new + 1, axis=0), new_z)
+  return (new_x, new_z) + _mask_maps(np.repeat(pre_slope, n_new + 1, axis=0),
+                                     np.repeat(pre_icpt, n_new + 1, axis=0), new_z)
 
 
-def _mask_slopes(slopes: np.ndarray, z: np.ndarray) -> np.ndarray:
-  """Zeroes, in place, the slopes of neurons inactive on each interval."""
-  slopes[(z[:-1] + z[1:]) <= 0] = 0.0               # sign at the midpoint
-  return slopes
+def _mask_maps(slopes: np.ndarray, icpts: np.ndarray, z: np.ndarray):
+  """Zeroes, in place, the maps of neurons inactive on each interval."""
+  off = (z[:-1] + z[1:]) <= 0                        # sign at the midpoint
+  slopes[off] = 0.0
+  icpts[off] = 0.0
+  return slopes, icpts
 
 
 def pieces_1d_raw(layers: Sequence[tuple[np.ndarray, np.ndarray]], lo: float, hi: float,
-                  rtol: float = VALUE_RTOL
+                  rtol: float = VALUE_RTOL, max_regions: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """Every activation region of a scalar-input network on ``[lo, hi]``.
 
   Returns:
-    ``(x, values, slopes, slope_scale)``: the region boundaries including
-    ``lo`` and ``hi`` (shape ``(K + 1,)``), the outputs at them
-    ``(K + 1, n_out)``, the output slope on each region ``(K, n_out)`` and
+    ``(x, slopes, intercepts, slope_scale)``: the region boundaries
+    including ``lo`` and ``hi`` (shape ``(K + 1,)``), the output's affine
+    map ``slopes * x + intercepts`` on each region (``(K, n_out)`` each) and
     the sum of the absolute values of the output slope's own terms
     ``|g_{L-1}| @ |W_L|`` (the neuron-relative scale of its roundoff).
+
+  Raises:
+    ValueError: when the count passes ``max_regions`` (default
+      ``MAX_REGIONS``), with the count so far and an estimate.
   """
-  xtol = COINCIDENT_ULPS * _EPS * max(abs(lo), abs(hi))
+  limit = MAX_REGIONS if max_regions is None else max_regions
   x = np.array([lo, hi], dtype=np.float64)
   h = x[:, None]
   slopes = np.ones((1, 1))
-  for kernel, bias in layers[:-1]:
+  icpts = np.zeros((1, 1))
+  counts = [1]
+  for layer, (kernel, bias) in enumerate(layers[:-1]):
     z, _ = preactivation(h, kernel, bias, rtol)
-    x, z, slopes = _split_layer(x, z, slopes, kernel, xtol)
+    try:
+      x, z, slopes, icpts = _split_layer(x, z, slopes, icpts, kernel, bias, rtol, limit, layer)
+    except _TooManyRegions as err:
+      raise _too_many("linear_pieces_1d", err.count, layer, len(layers) - 1,
+                      err.count / counts[-1], limit) from None
+    counts.append(x.shape[0] - 1)
     h = np.maximum(z, 0.0)
   kernel, bias = layers[-1]
-  return (x, matmul(h, kernel) + bias, matmul(slopes, kernel),
+  return (x, matmul(slopes, kernel), matmul(icpts, kernel) + bias,
           matmul(np.abs(slopes), np.abs(kernel)))
 
 
@@ -299,33 +402,46 @@ def merge_equal(slopes: np.ndarray, slope_scale: np.ndarray) -> np.ndarray:
 
 
 def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True,
-                     value_rtol: float | None = None) -> LinearPieces:
+                     value_rtol: float | None = None,
+                     max_regions: int | None = None) -> LinearPieces:
   """The exact linear pieces of a scalar-input ReLU MLP on ``[lo, hi]``.
 
   The interval is propagated through the network layer by layer in float64
-  (host NumPy; params of any float dtype are converted, and the function
-  takes concrete values, so call it outside ``jax.jit``): on every interval
-  each neuron is affine in ``x``; an interval is cut where a neuron's
-  pre-activation changes sign strictly inside it.
+  (host NumPy, outside ``jax.jit``): on every interval each neuron is
+  affine in ``x``, and an interval is cut where a neuron's pre-activation
+  changes sign strictly inside it, at the zero of that neuron's affine map
+  on the interval (so a breakpoint is located at its own scale: the count
+  does not change with the width of ``[lo, hi]``, from ``[0, 1]`` to
+  ``[-1e300, 1e300]``). Weights of any float dtype are converted to float64
+  exactly; float16 and bfloat16 weights are counted as the exact numbers
+  they store, with the float64 tolerances (see ``value_rtol``).
   The cost is linear in the number of pieces (a depth-20 compositional
-  network, ``2^20`` pieces, takes a fraction of a second).
+  network, ``2^20`` pieces, takes about a second); the size guard
+  ``max_regions`` stops the enumeration before it runs out of memory.
 
   Tie and tolerance rules (deterministic):
 
   * A pre-activation counts as zero when it is within ``value_rtol`` of the
     sum of the absolute values of that neuron's own terms. By default
-    ``value_rtol`` is ``VALUE_RTOL`` (1e-10) for float64 weights and 100
-    units of roundoff of the weights' dtype when coarser (about 1.2e-5 for
-    float32): rounding weights to float32 breaks the exact cancellations of
-    :func:`compositional_mlp` and would otherwise add sliver pieces narrower
-    than float32 can resolve (a depth-8 network: 256 pieces, not about 300).
+    ``value_rtol`` is ``VALUE_RTOL`` (1e-10) for float64, float16 and
+    bfloat16 weights and 100 units of float32 roundoff (about 1.2e-5) when
+    any weight is float32: rounding weights to float32 breaks the exact
+    cancellations of :func:`compositional_mlp` and would otherwise add
+    sliver pieces narrower than float32 can resolve (a depth-8 network: 256
+    pieces, not about 300). Weights stored in 16 bits are exactly
+    representable in float64 and the count is that of the stored network
+    (a float32 tolerance would be 0.8 for bfloat16, far above its
+    features).
     A neuron
     that touches zero without changing sign (``t_1`` of
     :func:`compositional_mlp` at ``x = 0``) never makes a breakpoint.
-  * Within one interval the roots of a layer are sorted; a root closer than
-    ``8 * eps * max(|lo|, |hi|)`` to the previous root (or to either end of
-    the interval) is merged into it, so coincident or nearly coincident
-    breakpoints give one breakpoint, the leftmost. Each neuron's state on the
+  * Within one interval the roots of a layer are sorted; a root ``r``
+    closer than ``8 * eps * (|r| + e)`` (plus ``8 eps`` times the
+    magnitude of the other point) to the previous root or to either end of
+    the interval is merged into it, where ``e`` bounds how far rounding the
+    neuron's map moves its root (the sums of the absolute values of the
+    map's terms over its slope): so coincident or nearly coincident
+    breakpoints give one breakpoint, the leftmost, at every scale. Each neuron's state on the
     resulting pieces is then its sign at the piece's midpoint.
   * With ``merge=True`` two neighbouring pieces are joined when, for every
     output ``o``, their slopes differ by at most ``SLOPE_RTOL`` (256 units of
@@ -346,6 +462,10 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True,
       (linear pieces). With ``False`` every activation region is a piece.
     value_rtol: the relative zero tolerance of pre-activations (see above);
       ``None`` picks it from the weights' dtype.
+    max_regions: the most activation regions to enumerate (default
+      ``MAX_REGIONS``, about 2 million, a few hundred MB); past it a
+      ``ValueError`` gives the count reached and an estimate of the total.
+      Raise it for larger networks.
 
   Returns:
     :class:`LinearPieces` ``(breakpoints, slopes, intercepts, count)``;
@@ -353,9 +473,12 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True,
     number of outputs.
 
   Raises:
-    ValueError: on malformed or non-chaining layers, non-finite weights
-      (naming ``params[i]``), a network whose first kernel does not have
-      exactly one row, non-finite ``lo``/``hi`` or ``lo >= hi``.
+    ValueError: on malformed or non-chaining layers, non-finite or
+      non-real weights (naming ``params[i]``), a network whose first kernel
+      does not have exactly one row, non-finite ``lo``/``hi`` or ``lo >=
+      hi``, ``merge`` that is not a bool, ``value_rtol`` outside ``[0, 1)``,
+      ``max_regions`` that is not a positive integer, or more activation
+      regions than ``max_regions``.
 
   Example:
     >>> import jax.numpy as jnp
@@ -379,15 +502,16 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True,
   hi = _scalar(hi, "hi")
   if not lo < hi:
     raise ValueError(f"lo must be smaller than hi; got lo = {lo}, hi = {hi}.")
-  x, values, slopes, slope_scale = pieces_1d_raw(layers, lo, hi, _check_rtol(params, value_rtol))
+  merge = _check_bool(merge, "merge")
+  rtol = _check_rtol(params, value_rtol)
+  limit = _check_limit(max_regions)
+  x, slopes, intercepts, slope_scale = pieces_1d_raw(layers, lo, hi, rtol, limit)
   first = np.arange(slopes.shape[0])
   if merge and slopes.shape[0] > 1:
     cut = ~merge_equal(slopes, slope_scale)
     first = np.concatenate([[0], np.flatnonzero(cut) + 1])
-  slopes = slopes[first]
-  intercepts = values[first] - slopes * x[first][:, None]
-  return LinearPieces(breakpoints=x[first[1:]], slopes=slopes,
-                      intercepts=intercepts, count=int(first.shape[0]))
+  return LinearPieces(breakpoints=x[first[1:]], slopes=slopes[first],
+                      intercepts=intercepts[first], count=int(first.shape[0]))
 
 
 class Regions2D(NamedTuple):

@@ -66,7 +66,22 @@ def require(condition_fn: Callable[[Any], Any], value: Any, message: str) -> Non
     checkify.check(jnp.all(condition_fn(value)), message)
 
 
+def check_real(value: Any, name: str) -> None:
+  """Raises ``ValueError`` unless ``value`` holds real numbers (not complex, text, ...)."""
+  dtype = getattr(value, "dtype", None)
+  if dtype is None:
+    try:
+      dtype = np.asarray(value).dtype
+    except (TypeError, ValueError):
+      raise ValueError(f"{name} must be an array of real numbers; got "
+                       f"{type(value).__name__}.") from None
+  if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+          or jnp.issubdtype(dtype, jnp.bool_)):
+    raise ValueError(f"{name} must hold real numbers; got dtype {dtype}.")
+
+
 def check_finite(value: Any, name: str) -> None:
+  check_real(value, name)
   require(lambda v: jnp.isfinite(v), value, f"{name} must be finite (no NaN or inf).")
 
 
@@ -79,6 +94,8 @@ def check_open_unit(value: Any, name: str) -> None:
 
 def float_dtype(*values: Any) -> jnp.dtype:
   """The floating dtype for ``values``: float64 under ``jax_enable_x64``."""
+  # Lists and tuples of numbers count as arrays (jnp.result_type takes no lists).
+  values = [jnp.asarray(x) if isinstance(x, (list, tuple)) else x for x in values]
   return jnp.result_type(*values, float)
 
 
