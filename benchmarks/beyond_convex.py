@@ -16,7 +16,7 @@ The Kaiming baselines are trained with every learning rate in
 ``--kaiming-lrs`` (``fit``'s default for them is 1e-3) and the best is
 reported, so the comparison does not rest on one learning rate. The
 compositional methods use ``fit``'s defaults
-(``relucomp._beyond.DEFAULT_LEARNING_RATE``).
+(``relucomp._fit_dc.DEFAULT_LEARNING_RATE``).
 
 Prints a table of minimum and mean training MSE over the models, parameter
 counts and the ratio ``best dense / best compositional``; writes
@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import relucomp
-from relucomp import _training
+from relucomp import _engine
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _results  # noqa: E402
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     steps = {"pretrain_steps": n, "finetune_steps": args.lm_steps}
     pair = (None, relucomp.levenberg_marquardt())
     comp_1d["optimizer"] = dense_1d["optimizer"] = pair
-    lrs = [_training.DEFAULT_RANDOM_INIT_LEARNING_RATE]   # unused by the steps
+    lrs = [_engine.DEFAULT_RANDOM_INIT_LEARNING_RATE]   # unused by the steps
     n_long = 0
   key = jax.random.key(args.seed)
   results: dict[str, Any] = {"config": {

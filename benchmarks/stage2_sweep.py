@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 import relucomp
-from relucomp import _beyond, _training
+from relucomp import _engine, _fit_convex
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _results  # noqa: E402
@@ -51,13 +51,13 @@ def _stage2(params, x, y, optimizer, steps):
   def residual(p):
     return relucomp.mlp_apply(p, x[:, None])[:, 0] - y
 
-  p, _, _ = _beyond._run(residual, params, optimizer, steps)
+  p, _, _ = _engine.run_steps(residual, params, optimizer, steps)
   return jnp.mean(residual(p) ** 2)
 
 
 def _as_built(result, x, y):
   """The stage-1 network as the construction builds it (before ``fit`` balances it)."""
-  return _training._fold(_training._build_mlp(result.pretrained), _training.normalisation(x, y))
+  return _engine.fold(_fit_convex.build_mlp(result.pretrained), _engine.normalise_1d(x, y))
 
 
 def main(argv=None):
@@ -96,7 +96,7 @@ def main(argv=None):
     settings += [("levenberg_marquardt", None, None, steps, which)
                  for steps in (args.lm_steps, args.steps) for which in starts]
     for kind, b1, lr, steps, which in settings:
-      opt = {"adam": lambda: _training._default_optimizer(lr * rel, steps, warmup=True, b1=b1),
+      opt = {"adam": lambda: _engine.adam_cosine(lr * rel, steps, warmup=True, b1=b1),
              "lbfgs": optax.lbfgs,
              "levenberg_marquardt": relucomp.levenberg_marquardt}[kind]()
       mse = float(run(starts[which], x, y, opt, steps))

@@ -7,6 +7,8 @@ Trainable triangle peaks map, by pure functions, to the weights of a plain
 from relucomp._affine import (Atoms, activation_pattern, affine_map, atoms, lipschitz_bound,
                               local_lipschitz, region_polytope)
 from relucomp._batch import fit_batch
+from relucomp._block_gauss_newton import (BlockGaussNewtonState, block_gauss_newton,
+                                          parameter_blocks)
 from relucomp._complexity import local_complexity
 from relucomp._flax import from_flax
 from relucomp._constraint import norm_constraint
@@ -21,7 +23,7 @@ from relucomp._series import compositional, enforced_scales
 from relucomp._tracking import PiecesHistory, pieces_history
 from relucomp._io import load, save
 from relucomp._result import FitResult
-from relucomp._training import fit
+from relucomp._fit import fit
 from relucomp._triangle import triangle, triangle_waves
 from relucomp._validation import checkified
 
@@ -29,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Atoms",
+    "BlockGaussNewtonState",
     "FitResult",
     "LevenbergMarquardtState",
     "LinearPieces",
@@ -41,6 +44,7 @@ __all__ = [
     "affine_map",
     "atoms",
     "balance_neurons",
+    "block_gauss_newton",
     "checkified",
     "compositional",
     "compositional_mlp",
@@ -58,6 +62,7 @@ __all__ = [
     "local_complexity",
     "local_lipschitz",
     "mlp_apply",
+    "parameter_blocks",
     "norm_constraint",
     "pieces_history",
     "plane_regions",

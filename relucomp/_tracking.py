@@ -7,8 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from relucomp import _regions
-from relucomp import _training
-from relucomp._training import FitResult
+from relucomp._result import FitResult
 
 __all__ = ["PiecesHistory", "pieces_history"]
 
@@ -42,7 +41,7 @@ class PiecesHistory(NamedTuple):
 
 
 #: Methods whose fits train in two stages (snapshots switch stage there).
-TWO_STAGE_METHODS = _training._TWO_STAGE + ("dc", "compositional")
+TWO_STAGE_METHODS = ("enforced", "free_scales", "dc", "compositional")
 
 
 def pieces_history(result: FitResult, *, merge: bool | None = None) -> PiecesHistory:

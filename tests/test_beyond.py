@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 import relucomp
-from relucomp import _beyond, _training
+from relucomp import _engine, _fit_dc, _fit_several
 from test_layer import _closed_form_np, _layer_reference
 
 DEPTH = 2
@@ -68,7 +68,7 @@ def test_dc_stage2_starts_from_the_stage1_difference(x64):
                      pretrain_steps=20, finetune_steps=0)
   assert res.params[0]["kernel"].dtype == jnp.float64
   m = {k: np.asarray(a) for k, a in res.pretrained.items()}
-  t = _training.INSET + (1 - 2 * _training.INSET) * (x - x.min()) / (x.max() - x.min())
+  t = _engine.INSET + (1 - 2 * _engine.INSET) * (x - x.min()) / (x.max() - x.min())
   z = (m["bias"] + _closed_form_np(t, m["peaks"][0], m["scales"][0], m["slope"])
        - _closed_form_np(t, m["peaks"][1], m["scales"][1], 0.0))
   want = y.min() + (y.max() - y.min()) * z
@@ -117,8 +117,8 @@ def test_default_learning_rates_per_method(dc32, comp32):
   np.testing.assert_allclose(np.asarray(res.learning_rate), [1e-2, 3e-4], rtol=1e-6)
   np.testing.assert_allclose(np.asarray(comp.learning_rate), [1e-2, 3e-4], rtol=1e-6)
   np.testing.assert_allclose(np.asarray(dense.learning_rate),
-                             [_training.DEFAULT_RANDOM_INIT_LEARNING_RATE] * 2, rtol=1e-6)
-  assert _beyond.DEFAULT_LEARNING_RATE["dc"] == (1e-2, 3e-4)
+                             [_engine.DEFAULT_RANDOM_INIT_LEARNING_RATE] * 2, rtol=1e-6)
+  assert _fit_dc.DEFAULT_LEARNING_RATE == (1e-2, 3e-4)
 
 
 # -- several inputs ----------------------------------------------------------
@@ -126,7 +126,7 @@ def test_default_learning_rates_per_method(dc32, comp32):
 def test_compositional_result(comp32):
   x, y, res, dense = comp32
   assert len(res.params) == 2 * DEPTH + 3
-  assert res.n_params == _beyond.compositional_param_count(2, width=4, depth=DEPTH)
+  assert res.n_params == _fit_several.compositional_param_count(2, width=4, depth=DEPTH)
   assert dense.n_params >= res.n_params
   assert dense.n_params == relucomp.count_params(dense.params)
   assert res.interval.shape == (2, 2) and res.history.shape == (50,)
@@ -137,7 +137,7 @@ def test_compositional_result(comp32):
 
 
 def test_compositional_net_is_its_plain_mlp(x64):
-  net = _beyond.CompositionalNet(3, width=3, depth=2, rngs=nnx.Rngs(1),
+  net = _fit_several.CompositionalNet(3, width=3, depth=2, rngs=nnx.Rngs(1),
                                  param_dtype=jnp.float64)
   x = np.random.default_rng(0).normal(size=(40, 3))
   want = _layer_reference(net.second, _layer_reference(net.first, x))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relucomp
-from relucomp._training import INSET
+from relucomp._engine import INSET
 
 
 def _fit(x, y, key, **kw):

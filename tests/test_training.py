@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import relucomp
-from relucomp import _init, _training
+from relucomp import _engine, _fit, _fit_convex, _init
 
 from conftest import enable_x64
 
 DEPTH = 3
 FROZEN = (optax.sgd(0.0), optax.sgd(0.0))   # one object: fits with it share a compilation
 N1, N2 = 30, 30
-METHODS = relucomp._training.METHODS
+METHODS = _fit.METHODS
 
 
 def _data(n=40, lo=-2.0, hi=3.0):
@@ -159,7 +159,7 @@ def test_stage2_starts_from_the_stage1_function(tracked64):
     np.testing.assert_allclose(p["scales"], relucomp.enforced_scales(p["peaks"], p["scales"][0]),
                                rtol=1e-12)
     ylo, yhi = np.asarray(r.y_range)
-    t = _training.INSET + (1 - 2 * _training.INSET) * (x + 2.0) / 5.0
+    t = _engine.INSET + (1 - 2 * _engine.INSET) * (x + 2.0) / 5.0
     closed = ylo + (yhi - ylo) * (p["bias"] + relucomp.compositional(
         t, p["peaks"], p["scales"], slope=p["slope"]))
     start = jax.tree.map(lambda a: a[N1 // 5], r.snapshots)   # the MLP after stage 1
@@ -240,7 +240,7 @@ def test_neither_convex_nor_concave_warns_naming_dc(results32):
     _fit(x, y, key, "enforced")                     # convex: no warning
 
 
-_scores = jax.jit(_training._curvature_scores)
+_scores = jax.jit(_fit_convex.curvature_scores)
 
 
 @settings(max_examples=10)
