@@ -17,6 +17,7 @@ import pytest
 from flax import nnx
 
 import relucomp
+from conftest import enable_x64
 
 EPS64 = np.finfo(np.float64).eps
 # One shape of network everywhere, so compiled programs are shared by the tests.
@@ -65,9 +66,16 @@ def _train(tx, params, x, y, steps, jit):
   return history, losses
 
 
-@pytest.mark.parametrize("jit", [False, True])
-@pytest.mark.parametrize("norm", ["spectral", "frobenius"])
-def test_constraint_holds_after_every_step(dtype, jit, norm):
+# Each dtype with both norms and both paths (jit and eager), in four runs.
+@pytest.mark.parametrize("dtype_name,norm,jit", [
+    ("float32", "spectral", True), ("float32", "frobenius", False),
+    ("float64", "spectral", False), ("float64", "frobenius", True)])
+def test_constraint_holds_after_every_step(dtype_name, norm, jit):
+  with enable_x64(dtype_name == "float64"):
+    _check_steps(np.dtype(dtype_name), norm, jit)
+
+
+def _check_steps(dtype, norm, jit):
   params = _net(0, WIDTHS, dtype)
   x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (32, 2)), dtype)
   y = jnp.sum(x ** 2, axis=1, keepdims=True)
@@ -187,12 +195,11 @@ def test_nnx_sequential_of_linear(x64):
   assert _inside(projected["layers"][4]["kernel"], 0.5, "frobenius")
 
 
-@pytest.mark.parametrize("norm", ["spectral", "frobenius"])
-def test_compositional_dense_blocks(norm, x64):
+def test_compositional_dense_blocks(x64):
   """The written-out hidden kernels of the layer obey the bound, and so does its
   Lipschitz bound: ||first||_2 max_norm^depth ||last||_2. Gradients are random
   (no forward pass to compile): what is tested is the projection."""
-  depth, max_norm = 3, 0.7
+  depth, max_norm, norm = 3, 0.7, "spectral"
   layer = relucomp.CompositionalDense(2, 1, depth=depth, units=3, rngs=nnx.Rngs(0),
                                       stage="free", param_dtype=jnp.float64)
   model = nnx.Sequential(layer)
@@ -218,6 +225,17 @@ def test_compositional_dense_blocks(norm, x64):
   # The layer's own ends are free.
   assert not np.array_equal(before[0], layer.projection_kernel[...])
   assert not np.array_equal(before[1], layer.combine_kernel[...])
+  # Frobenius: each block's own Frobenius norm (first-layer blocks [f; -f]
+  # have Frobenius norm sqrt(2) |f|).
+  state = nnx.state(model, nnx.Param)
+  tx = relucomp.norm_constraint(max_norm=0.3, norm="frobenius")
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, state), tx.init(state), state)
+  projected = optax.apply_updates(state, updates)["layers"][0]
+  blocks = np.asarray(projected["hidden_kernel"]).reshape(-1, 4, 4)
+  assert all(_inside(b, 0.3, "frobenius") for b in blocks)
+  assert max(_norm(b, "frobenius") for b in blocks) > 0.29   # projected onto, not inside
+  first = np.asarray(projected["first_kernel"]).reshape(-1, 8)
+  assert np.all(np.sqrt(2) * np.linalg.norm(first, axis=1) <= 0.3 * (1 + 8 * EPS64))
 
 
 def test_sixteen_bit_kernels():
