@@ -543,7 +543,8 @@ class Regions2D(NamedTuple):
   count: int
 
 
-def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None) -> Regions2D:
+def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None,
+               max_regions: int | None = None) -> Regions2D:
   """The exact partition of a rectangle into the regions of a 2-input network.
 
   The rectangle ``[lo[0], hi[0]] x [lo[1], hi[1]]`` is refined layer by
@@ -556,20 +557,33 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
   process only loads it). The regions come in no particular order.
 
   Tie and tolerance rules (deterministic): a pre-activation of at most
-  ``value_rtol`` times ``|a_0 y_0| + |a_1 y_1| + |b|`` at a vertex counts as
-  zero there, i.e. the line passes exactly through that vertex; so lines
+  ``value_rtol`` times its scale at a vertex counts as zero there, i.e. the
+  line passes exactly through that vertex. The scale is the sum of the
+  absolute values of the neuron's own terms: ``|a_0 y_0| + |a_1 y_1| + |b|``
+  plus, past the first layer, ``sum_j |h_j W_ji| + |b_i|`` over the previous
+  layer's outputs ``h_j`` at the vertex (as in :func:`linear_pieces_1d`), so
+  a map whose coefficients cancel to zero, such as a line through the point
+  where two earlier lines meet, is still compared at the scale of its
+  terms. So lines
   through existing vertices (several lines through one point, lines through
   the rectangle's corners) and lines along an edge or only touching a
   polygon never create slivers. By default ``value_rtol`` is ``VALUE_RTOL``
   (1e-10) for float64 weights and 100 units of roundoff of the weights'
-  dtype when coarser (about 1.2e-5 for float32), as in
-  :func:`linear_pieces_1d`: weights rounded to float32 break exact
-  coincidences (the valleys of :func:`compositional_mlp`) by about ``1e-7``,
-  which would otherwise add slivers narrower than float32 resolves. A
+  dtype for float32 weights (about 1.2e-5), as in :func:`linear_pieces_1d`:
+  weights rounded to float32 break exact coincidences (the valleys of
+  :func:`compositional_mlp`) by about ``1e-7``, which would otherwise add
+  slivers narrower than float32 resolves; float16 and bfloat16 weights are
+  exact in float64 and are counted as stored, at the float64 tolerance. A
   polygon is cut only by a neuron strictly positive at one of its vertices
   and strictly negative at another; the cells do not depend on the order of
   the cuts. On each region a neuron is active iff its pre-activation is
   positive somewhere on it (zero throughout counts as inactive).
+
+  A cut point is the intersection of the cutting line with the line the
+  edge lies on (a side of the rectangle or an earlier neuron's line), not an
+  interpolation between the edge's ends, so vertices are located at their
+  own scale: the regions near the origin are the same on a rectangle of
+  width 1 or 1e50.
 
   Args:
     params: an MLP as for :func:`mlp_apply` with exactly two inputs.
@@ -577,14 +591,19 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
     hi: the upper-right corner, ``hi[i] > lo[i]``.
     value_rtol: the relative zero tolerance of pre-activations (see above);
       ``None`` picks it from the weights' dtype.
+    max_regions: the most cells a layer may have (default
+      ``MAX_REGIONS_2D``, about a million); past it a ``ValueError`` gives
+      the count reached and an estimate. Raise it for larger networks.
 
   Returns:
     :class:`Regions2D` ``(vertices, patterns, A, c, count)``.
 
   Raises:
-    ValueError: on malformed or non-chaining layers, non-finite weights, a
-      network whose first kernel does not have two rows, a bad rectangle
-      (naming ``lo`` / ``hi``) or ``value_rtol`` outside ``[0, 1)``.
+    ValueError: on malformed or non-chaining layers, non-finite or
+      non-real weights, a network whose first kernel does not have two
+      rows, a bad rectangle (naming ``lo`` / ``hi``), ``value_rtol`` outside
+      ``[0, 1)``, ``max_regions`` that is not a positive integer, or more
+      regions than ``max_regions``.
 
   Example:
     >>> import numpy as np
@@ -606,13 +625,20 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
     raise ValueError(f"lo must be smaller than hi in both coordinates; got lo = "
                      f"{[x0, y0]}, hi = {[x1, y1]}.")
   rtol = _check_rtol(params, value_rtol)
+  limit = _check_limit(max_regions, MAX_REGIONS_2D)
   flat_layers = np.concatenate([np.ravel(layer[name]) for layer in params
                                 for name in ("kernel", "bias")], dtype=np.float64)
   if not np.isfinite(flat_layers).all():
     host_layers(params)                     # raises, naming the first non-finite array
   widths = [n_out for _, n_out in shapes]
-  xy, sizes, maps, flat = _kernel.enumerate_cells(
-      np.array([x0, y0, x1, y1]), flat_layers, np.array([2] + widths, np.int64), rtol)
+  xy, sizes, maps, flat, stopped = _kernel.enumerate_cells(
+      np.array([x0, y0, x1, y1]), flat_layers, np.array([2] + widths, np.int64), rtol,
+      False, limit)
+  if stopped[0] >= 0:
+    layer, cells, done, total = stopped.tolist()
+    # The layer stopped after `done` of its `total` polygons: extrapolate it.
+    raise _too_many("regions_2d", cells, layer, len(widths) - 1,
+                    total / max(done, 1), limit)
   count = maps.shape[0]
   patterns, at = [], 0
   for width in widths[:-1]:

@@ -8,7 +8,12 @@ line at a time, with the tie and tolerance rules of
 :func:`relucomp.regions_2d`:
 
 * the value of neuron ``j`` at a vertex counts as zero when ``|z_j| <= rtol *
-  (|a_0j y_0| + |a_1j y_1| + |b_j|)``;
+  (|a_0j y_0| + |a_1j y_1| + |b_j| + |m_0j y_0 + m_1j y_1 + m_bj|)``, where
+  the *magnitude map* ``m_j`` is ``sum_k |W_kj| z_k`` over the previous
+  layer's neurons ``k`` active on the cell, plus ``|b_j|`` (zero in the first
+  layer): on the cell it equals ``sum_k |W_kj h_k| + |b_j|``, the sum of the
+  absolute values of the neuron's own terms, and it is carried alongside
+  the maps (rows 3-5), formed from the same terms with ``|W|``;
 * a polygon's *lines* are the neurons strictly positive at one of its
   vertices and strictly negative at another; its pieces are cut by its lines
   in increasing neuron order, each piece by a line only where that line's
@@ -19,15 +24,20 @@ line at a time, with the tie and tolerance rules of
   the polygon's vertices), so zero throughout counts as inactive.
 
 A cut keeps the vertices on each side (zero vertices on both) in their
-cyclic order and inserts the crossing point ``v_i + t (v_{i+1} - v_i)``,
-``t = z_i / (z_i - z_{i+1})``, of every edge whose ends have strictly
-opposite signs; the two parts of a counter-clockwise polygon are
+cyclic order and inserts the crossing point of every edge whose ends have
+strictly opposite signs: the intersection of the cutting line with the
+edge's own line (every vertex carries the unit line of the edge leaving it:
+a side of the rectangle or the line of the neuron that cut it), or, for
+nearly parallel lines, ``v_i + t (v_{i+1} - v_i)`` with ``t = z_i / (z_i -
+z_{i+1})``; the two parts of a counter-clockwise polygon are
 counter-clockwise. Lines through existing vertices, several lines through a
 point and lines only touching a polygon therefore never make slivers, and
 the cells do not depend on the order of the cuts.
 
 The compiled functions use NumPy's error model (no check for a zero
-divisor): the only division, ``t`` above, has a non-zero denominator.
+divisor): ``t`` above has a non-zero denominator, the intersection is only
+formed for a determinant away from zero, and a line is only scaled by a
+non-zero coefficient.
 
 Most neurons keep one sign on a polygon. Their values are not evaluated at
 every vertex: the value at the centre of the polygon's bounding box, with a
@@ -62,6 +72,9 @@ __all__ = ["enumerate_cells"]
 # with a wide margin), and an absolute one for subnormal results.
 _SLACK = 32.0 * np.finfo(np.float64).eps
 _TINY = 1e-280
+# Two unit lines (largest coefficient 1) whose determinant is below this are
+# treated as parallel: their crossing is interpolated along the edge.
+_PARALLEL = 1e-8
 # A neuron's state on a polygon.
 _INACTIVE = 0
 _ACTIVE = 1
@@ -75,6 +88,7 @@ _FULL_STACK = 3
 _FULL_VERTICES = 4
 _FULL_CELLS = 5
 _FULL_LINES = 6
+_TOO_MANY = 7
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -104,11 +118,11 @@ def _box(xy, start, stop):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
+def _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol):
   """``1`` / ``-1`` if the neuron is certainly positive / negative (and not
   snapped) at every point of the box, else ``0``."""
   zc = a0 * c0 + a1 * c1 + b
-  scale = abs(a0) * e0 + abs(a1) * e1 + abs(b)
+  scale = abs(a0) * e0 + abs(a1) * e1 + abs(b) + abs(m0) * e0 + abs(m1) * e1 + abs(mb)
   bound = abs(a0) * r0 + abs(a1) * r1 + (rtol + _SLACK) * scale + _TINY
   if abs(zc) > bound and bound < np.inf and abs(zc) < np.inf:
     return 1 if zc > 0.0 else -1
@@ -116,11 +130,13 @@ def _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _values(xy, start, stop, a0, a1, b, rtol, z):
+def _values(xy, start, stop, a0, a1, b, m0, m1, mb, rtol, z):
   """Snapped values of one neuron at vertices ``start:stop`` into ``z[0:]``.
 
-  Returns whether one is strictly positive and whether one is strictly
-  negative.
+  The scale of the zero tolerance at a vertex is ``|a_0 y_0| + |a_1 y_1| +
+  |b|`` plus the magnitude map ``|m_0 y_0 + m_1 y_1 + m_b|`` (see the
+  module). Returns whether one is strictly positive and whether one is
+  strictly negative.
   """
   pos = False
   neg = False
@@ -128,12 +144,74 @@ def _values(xy, start, stop, a0, a1, b, rtol, z):
     t0 = xy[i, 0] * a0
     t1 = xy[i, 1] * a1
     value = t0 + t1 + b
-    if abs(value) <= rtol * (abs(t0) + abs(t1) + abs(b)):
+    terms = abs(xy[i, 0] * m0 + xy[i, 1] * m1 + mb)
+    if abs(value) <= rtol * (abs(t0) + abs(t1) + abs(b) + terms):
       value = 0.0
     z[i - start] = value
     pos |= value > 0.0
     neg |= value < 0.0
   return pos, neg
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _unit_line(a0, a1, b):
+  """The line ``a_0 y_0 + a_1 y_1 + b = 0`` scaled to ``max(|a_0|, |a_1|) = 1``
+  (``(0, 0, 0)`` when that is zero or not finite: no line)."""
+  top = max(abs(a0), abs(a1))
+  if top > 0.0 and top < np.inf:
+    return a0 / top, a1 / top, b / top
+  return 0.0, 0.0, 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _emit(part, k, x, y, pool, i, keep, l0, l1, l2):
+  """Point ``k`` of ``part``: ``(x, y)`` and the line of the edge leaving it
+  (that of pool vertex ``i``'s edge if ``keep``, else the cutting line)."""
+  part[k, 0] = x
+  part[k, 1] = y
+  if keep:
+    part[k, 2] = pool[i, 2]
+    part[k, 3] = pool[i, 3]
+    part[k, 4] = pool[i, 4]
+  else:
+    part[k, 2] = l0
+    part[k, 3] = l1
+    part[k, 4] = l2
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _crossing(pool, i, n, zi, zn, l0, l1, l2):
+  """Where the cutting line ``l`` crosses the edge from pool vertex ``i`` to ``n``.
+
+  The intersection of ``l`` with the edge's own line (Cramer's rule on the
+  two lines, accurate at the scale of the point however long the edge);
+  the interpolation ``v_i + t (v_n - v_i)``, ``t = z_i / (z_i - z_n)``, when
+  the lines are nearly parallel or the intersection falls far off the
+  edge. Clipped to the edge's bounding box.
+  """
+  x0 = pool[i, 0]
+  y0 = pool[i, 1]
+  x1 = pool[n, 0]
+  y1 = pool[n, 1]
+  t = zi / (zi - zn)
+  px = x0 + t * (x1 - x0)
+  py = y0 + t * (y1 - y0)
+  lx = min(x0, x1)
+  hx = max(x0, x1)
+  ly = min(y0, y1)
+  hy = max(y0, y1)
+  e0 = pool[i, 2]
+  e1 = pool[i, 3]
+  e2 = pool[i, 4]
+  det = l0 * e1 - l1 * e0
+  if abs(det) > _PARALLEL:
+    qx = (l1 * e2 - l2 * e1) / det
+    qy = (l2 * e0 - l0 * e2) / det
+    w = (hx - lx) + (hy - ly)
+    if lx - w <= qx <= hx + w and ly - w <= qy <= hy + w:
+      px = qx
+      py = qy
+  return min(max(px, lx), hx), min(max(py, ly), hy)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -143,7 +221,8 @@ def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width,
   base plus the terms of the source's lines active on the cell."""
   p = src[cell]
   n = kernel.shape[1]
-  for r in range(3):
+  rows = out.shape[1]
+  for r in range(rows):
     for o in range(n):
       out[row, r, o] = base[p, r, o]
   for c in range(line_off[p], line_off[p + 1]):
@@ -153,13 +232,15 @@ def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width,
         weight = line_maps[c, r]
         for o in range(n):
           out[row, r, o] += weight * kernel[j, o]
+          if rows > 3:
+            out[row, 3 + r, o] += weight * abs(kernel[j, o])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
            kernel, next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy,
            out_off, src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps,
-           counts):
+           counts, max_cells):
   """Cuts the polygons ``p, p + 1, ...`` of a layer (see :func:`enumerate_cells`).
 
   For each polygon: its maps (its source's base plus its active lines, see
@@ -188,7 +269,7 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
   m = kernel.shape[1]
   n = next_kernel.shape[1]
   n_v, count, n_src, n_act, n_l = counts[0], counts[1], counts[2], counts[3], counts[4]
-  maps = np.empty((1, 3, m))
+  maps = np.empty((1, 6, m))
   state = np.empty(m, np.int8)
   lines = np.empty(m, np.int64)
   status = _DONE
@@ -218,11 +299,14 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
       a0 = maps[0, 0, j]
       a1 = maps[0, 1, j]
       b = maps[0, 2, j]
-      sign = _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol)
+      m0 = maps[0, 3, j]
+      m1 = maps[0, 4, j]
+      mb = maps[0, 5, j]
+      sign = _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol)
       if sign != 0:
         state[j] = _ACTIVE if sign > 0 else _INACTIVE
         continue
-      is_pos, is_neg = _values(xy, start, stop, a0, a1, b, rtol, z)
+      is_pos, is_neg = _values(xy, start, stop, a0, a1, b, m0, m1, mb, rtol, z)
       if is_pos and is_neg:
         state[j] = _LINE
         lines[n_lines] = j
@@ -233,8 +317,8 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
     # Its cells.
     if depth == 0:
       for i in range(stop - start):
-        pool[i, 0] = xy[start + i, 0]
-        pool[i, 1] = xy[start + i, 1]
+        for col in range(5):
+          pool[i, col] = xy[start + i, col]
       stack[0, 0] = 0
       stack[0, 1] = 0
       stack[1, 0] = stop - start
@@ -256,12 +340,15 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
         a0 = maps[0, 0, j]
         a1 = maps[0, 1, j]
         b = maps[0, 2, j]
-        sign = _sign_on_box(a0, a1, b, c0, c1, r0, r1, e0, e1, rtol)
+        m0 = maps[0, 3, j]
+        m1 = maps[0, 4, j]
+        mb = maps[0, 5, j]
+        sign = _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol)
         if sign != 0:
           st_state[at + c] = sign > 0
           c += 1
           continue
-        is_pos, is_neg = _values(pool, q0, q1, a0, a1, b, rtol, z)
+        is_pos, is_neg = _values(pool, q0, q1, a0, a1, b, m0, m1, mb, rtol, z)
         if not (is_pos and is_neg):
           st_state[at + c] = is_pos
           c += 1
@@ -270,6 +357,9 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
         break
       if not cut:
         # A cell.
+        if count >= max_cells:
+          status = _TOO_MANY
+          break
         if n_v + kq > out_xy.shape[0]:
           status = _FULL_VERTICES
           break
@@ -278,8 +368,8 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
           status = _FULL_CELLS
           break
         for i in range(kq):
-          out_xy[n_v + i, 0] = pool[q0 + i, 0]
-          out_xy[n_v + i, 1] = pool[q0 + i, 1]
+          for col in range(5):
+            out_xy[n_v + i, col] = pool[q0 + i, col]
         n_v += kq
         out_off[count + 1] = n_v
         count += 1
@@ -293,7 +383,10 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
         depth -= 1
         continue
       # Cut the piece by line c: into `part` the part z <= 0, then the part
-      # z >= 0.
+      # z >= 0. Each point carries the line of the edge that leaves it: its
+      # old edge's if the start of that edge lies on this side, else line c.
+      j = lines[c]
+      l0, l1, l2 = _unit_line(maps[0, 0, j], maps[0, 1, j], maps[0, 2, j])
       k_neg = 0
       k_all = 0
       for side in range(2):
@@ -302,15 +395,14 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
           zi = z[i]
           zn = z[nxt]
           if (zi <= 0.0) if side == 0 else (zi >= 0.0):
-            part[k_all, 0] = pool[q0 + i, 0]
-            part[k_all, 1] = pool[q0 + i, 1]
+            after = zi if zi != 0.0 else zn
+            _emit(part, k_all, pool[q0 + i, 0], pool[q0 + i, 1], pool, q0 + i,
+                  (after <= 0.0) if side == 0 else (after >= 0.0), l0, l1, l2)
             k_all += 1
           if (zi > 0.0 and zn < 0.0) or (zi < 0.0 and zn > 0.0):
-            t = zi / (zi - zn)
-            x = pool[q0 + i, 0]
-            y = pool[q0 + i, 1]
-            part[k_all, 0] = x + t * (pool[q0 + nxt, 0] - x)
-            part[k_all, 1] = y + t * (pool[q0 + nxt, 1] - y)
+            x, y = _crossing(pool, q0 + i, q0 + nxt, zi, zn, l0, l1, l2)
+            _emit(part, k_all, x, y, pool, q0 + i, (zn < 0.0) if side == 0 else (zn > 0.0),
+                  l0, l1, l2)
             k_all += 1
         if side == 0:
           k_neg = k_all
@@ -321,8 +413,8 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
         status = _FULL_STACK
         break
       for i in range(k_all):
-        pool[q0 + i, 0] = part[i, 0]
-        pool[q0 + i, 1] = part[i, 1]
+        for col in range(5):
+          pool[q0 + i, col] = part[i, col]
       stack[e + 1, 0] = q0 + k_neg
       stack[e + 2, 0] = q0 + k_all
       stack[e, 1] = c + 1
@@ -343,7 +435,7 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
         next_line_maps[n_l + c, r] = maps[0, r, lines[c]]
     n_l += n_lines
     next_line_off[p + 1] = n_l
-    for r in range(3):
+    for r in range(6):
       for o in range(n):
         next_base[p, r, o] = 0.0
     for j in range(m):
@@ -356,15 +448,20 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
           next_base[p, 0, o] += w0 * k
           next_base[p, 1, o] += w1 * k
           next_base[p, 2, o] += w2 * k
+          k = abs(k)
+          next_base[p, 3, o] += w0 * k
+          next_base[p, 4, o] += w1 * k
+          next_base[p, 5, o] += w2 * k
     for o in range(n):
       next_base[p, 2, o] += next_bias[o]
+      next_base[p, 5, o] += abs(next_bias[o])
     p += 1
   counts[0], counts[1], counts[2], counts[3], counts[4] = n_v, count, n_src, n_act, n_l
   return status, p, depth
 
 
 @numba.njit(cache=True, error_model="numpy")
-def enumerate_cells(corners, layers, dims, rtol, tiny=False):
+def enumerate_cells(corners, layers, dims, rtol, tiny=False, max_cells=-1):
   """The regions of an MLP with two inputs on a rectangle (see the module).
 
   Args:
@@ -375,6 +472,7 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
     rtol: the relative zero tolerance.
     tiny: start every buffer with room for one entry (the results are the
       same; this only makes every buffer grow, which tests exercise).
+    max_cells: stop when a layer has more cells than this (``-1``: no limit).
 
   Returns:
     ``(xy, sizes, out, patterns)``: the regions' vertices, counter-clockwise,
@@ -382,8 +480,12 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
     first, then those with ``k + 1`` (``xy`` ``(V, 2)``); their affine maps
     ``out`` ``(count, 3, n_out)`` (rows: coefficient of ``y_0``, of ``y_1``,
     constant) and their activation patterns ``(count, m_h)`` in every hidden
-    layer, one layer after the other, flattened.
+    layer, one layer after the other, flattened; then ``stopped``: ``[-1, 0,
+    0, 0]``, or, when ``max_cells`` stopped the enumeration, ``[h, cells,
+    p, f]``: hidden layer ``h`` had ``cells`` cells from its first ``p`` of
+    ``f`` polygons (the other outputs are then empty).
   """
+  limit = max_cells if max_cells >= 0 else np.iinfo(np.int64).max
   n_layers = dims.shape[0] - 1
   hidden = n_layers - 1
   widest = 1
@@ -393,14 +495,24 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   # their maps from `base` (one per polygon of the layer before), their
   # sources and that layer's lines (see _maps_of); the rectangle's maps are
   # the first kernel's rows and the bias, without lines.
-  xy = np.empty((4, 2))
+  # Each vertex carries (y_0, y_1) and the unit line (l_0, l_1, l_2) of the
+  # edge that leaves it: the rectangle's sides y_1 = y0, y_0 = x1, y_1 = y1,
+  # y_0 = x0.
+  xy = np.zeros((4, 5))
   xy[0, 0] = xy[3, 0] = corners[0]
   xy[1, 0] = xy[2, 0] = corners[2]
   xy[0, 1] = xy[1, 1] = corners[1]
   xy[2, 1] = xy[3, 1] = corners[3]
+  xy[0, 3] = xy[2, 3] = 1.0
+  xy[0, 4] = -corners[1]
+  xy[2, 4] = -corners[3]
+  xy[1, 2] = xy[3, 2] = 1.0
+  xy[1, 4] = -corners[2]
+  xy[3, 4] = -corners[0]
   off = np.array([0, 4], np.int64)
   m = dims[1]
-  base = np.empty((1, 3, m))
+  # Rows 0-2: the maps; rows 3-5: the magnitude maps (zero in the first layer).
+  base = np.zeros((1, 6, m))
   base[0, 0] = layers[:m]
   base[0, 1] = layers[m:2 * m]
   base[0, 2] = layers[2 * m:3 * m]
@@ -419,8 +531,8 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   act_all = np.empty(0, np.bool_)
   # Scratch (a stack holds at most one piece per line, plus one).
   z = np.empty(1 if tiny else 64)
-  part = np.empty((z.shape[0], 2))
-  pool = np.empty((1 if tiny else 16 * (widest + 2), 2))
+  part = np.empty((z.shape[0], 5))
+  pool = np.empty((1 if tiny else 16 * (widest + 2), 5))
   stack = np.empty((1 if tiny else widest + 3, 2), np.int64)
   st_state = np.empty(1 if tiny else (widest + 2) * widest, np.bool_)
 
@@ -434,13 +546,13 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
     # Room for the cells: as many as m lines in general position make in
     # one polygon, at most four per polygon and 4096 more (grown if needed).
     room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
-    out_xy = np.empty((6 * room, 2))
+    out_xy = np.empty((6 * room, 5))
     out_off = np.zeros(room + 1, np.int64)
     if counts[2] + room > src_all.shape[0]:
       src_all = _grow(src_all, counts[2] + room)
     if counts[3] + room * m > act_all.shape[0]:
       act_all = _grow(act_all, counts[3] + room * m)
-    next_base = np.empty((f, 3, n))
+    next_base = np.empty((f, 6, n))
     next_line_off = np.zeros(f + 1, np.int64)
     next_line_ids = np.empty(1 if tiny else 2 * f + m, np.int64)
     next_line_maps = np.empty((next_line_ids.shape[0], 3))
@@ -451,12 +563,13 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
       status, p, depth = _layer(
           p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev, kernel,
           next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy, out_off,
-          src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps, counts)
-      if status == _DONE:
+          src_all, act_all, next_base, next_line_off, next_line_ids, next_line_maps, counts,
+          limit)
+      if status == _DONE or status == _TOO_MANY:
         break
       if status == _FULL_SCRATCH:
         z = np.empty(2 * z.shape[0])
-        part = np.empty((z.shape[0], 2))
+        part = np.empty((z.shape[0], 5))
       elif status == _FULL_POOL:
         pool = _grow(pool, 0)
       elif status == _FULL_STACK:
@@ -474,6 +587,10 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
       else:
         next_line_ids = _grow(next_line_ids, counts[4] + m)
         next_line_maps = _grow(next_line_maps, next_line_ids.shape[0])
+    if status == _TOO_MANY:
+      stopped = np.array([h, counts[1], p, f], np.int64)
+      return (np.empty((0, 2)), np.zeros(1, np.int64), np.empty((0, 3, dims[n_layers])),
+              np.empty(0, np.bool_), stopped)
     # The cells become the next layer's polygons.
     n_v, count, n_src, n_act, n_l = counts[0], counts[1], counts[2], counts[3], counts[4]
     cells[h] = count
@@ -516,7 +633,8 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False):
   for region in range(count):
     _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
              kernel.shape[0], kernel, out, region)
-  return vertices, sizes, out, _patterns(order, src_all, act_all, cells, dims)
+  return (vertices, sizes, out, _patterns(order, src_all, act_all, cells, dims),
+          np.array([-1, 0, 0, 0], np.int64))
 
 
 @numba.njit(cache=True, error_model="numpy")

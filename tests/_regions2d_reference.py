@@ -6,7 +6,9 @@ breadth first over all polygons, with the tie and tolerance rules that
 own next candidate neuron (one strictly positive at one vertex of the
 polygon the layer started from and strictly negative at another), evaluated
 from the polygon's maps at its current vertices and snapped to zero below
-``rtol * (|a_0 y_0| + |a_1 y_1| + |b|)``; a neuron is active on a cell iff
+``rtol * (|a_0 y_0| + |a_1 y_1| + |b| + sum_k |W_kj h_k| + |b_j|)`` (the last
+terms, the previous layer's outputs ``h_k`` at the vertex times the kernel,
+from the second layer on); a neuron is active on a cell iff
 strictly positive at one of its vertices. The maps of the next layer are one
 matrix product per layer. Slow (a round per neuron), for small networks.
 """
@@ -16,15 +18,36 @@ from __future__ import annotations
 import numpy as np
 
 
-def _values(v: np.ndarray, p: np.ndarray, rtol: float) -> np.ndarray:
+def _values(v: np.ndarray, p: np.ndarray, rtol: float, terms=None) -> np.ndarray:
   """Snapped values ``(n, K, m)`` at vertices ``v`` ``(n, K, 2)`` of maps
-  ``p`` ``(n, 3, m)``."""
+  ``p`` ``(n, 3, m)``; ``terms(v)`` gives the sums ``sum_k |W_kj h_k| +
+  |b_j|`` of the previous layer's terms at the vertices (``None`` in the
+  first layer)."""
   a0, a1, b = p[:, 0:1, :], p[:, 1:2, :], p[:, 2:3, :]
   y0, y1 = v[..., 0:1], v[..., 1:2]
   z = y0 * a0 + y1 * a1 + b
   scale = np.abs(y0 * a0) + np.abs(y1 * a1) + np.abs(b)
+  if terms is not None:
+    scale = scale + terms(v)
   z[np.abs(z) <= rtol * scale] = 0.0
   return z
+
+
+def _previous_terms(masked, kernel, bias):
+  """``terms(v, rows, cols)`` for :func:`_values`: at vertices ``v`` of the
+  cells ``rows``, ``sum_k |W_kj h_k(v)| + |b_j|`` for the neurons ``cols``
+  (``(s, K, len(cols))``; with ``paired``, column ``cols[i]`` for row ``i``
+  only, ``(s, K)``), with ``h_k`` the previous layer's maps ``masked``
+  ``(cells, 3, n)`` of each cell (zero where inactive)."""
+  def terms(v, rows, cols, paired=False):
+    p = masked[rows]                                       # (s, 3, n)
+    h = np.abs(v[..., 0:1] * p[:, None, 0, :] + v[..., 1:2] * p[:, None, 1, :]
+               + p[:, None, 2, :])                         # (s, K, n)
+    if paired:
+      return (np.einsum("skn,ns->sk", h, np.abs(kernel[:, cols]))
+              + np.abs(bias[cols])[:, None])
+    return h @ np.abs(kernel[:, cols]) + np.abs(bias[cols])
+  return terms
 
 
 def _next_true(mask: np.ndarray) -> np.ndarray:
@@ -75,13 +98,16 @@ def _pad(v: np.ndarray, size: int) -> np.ndarray:
   return out
 
 
-def cut_layer(v: np.ndarray, cnt: np.ndarray, p: np.ndarray, rtol: float):
+def cut_layer(v: np.ndarray, cnt: np.ndarray, p: np.ndarray, rtol: float, terms=None):
   """The cells of one layer.
 
   Args:
     v: polygons' vertices ``(n, K, 2)``, ``cnt`` their counts.
     p: the layer's pre-activation maps per polygon ``(n, 3, m)``.
     rtol: the zero tolerance.
+    terms: ``terms(v, polygons, neurons)``, the sums of the absolute values
+      of the previous layer's terms (see :func:`_previous_terms`), or
+      ``None`` for the first layer.
 
   Returns:
     ``(v, cnt, src, active)``: the cells, their source polygons and the
@@ -89,7 +115,8 @@ def cut_layer(v: np.ndarray, cnt: np.ndarray, p: np.ndarray, rtol: float):
   """
   n, m = p.shape[0], p.shape[2]
   valid = (np.arange(v.shape[1]) < cnt[:, None])[..., None]
-  z = _values(v, p, rtol)
+  z = _values(v, p, rtol, None if terms is None else
+              (lambda w: terms(w, np.arange(n), np.arange(m))))
   act = np.any((z > 0) & valid, axis=1)
   upcoming = _next_true(act & np.any((z < 0) & valid, axis=1))
   src = np.arange(n)
@@ -101,7 +128,8 @@ def cut_layer(v: np.ndarray, cnt: np.ndarray, p: np.ndarray, rtol: float):
       break
     neuron = nxt[idx]
     ptr[idx] = neuron + 1
-    zi = _values(v[idx], p[src[idx], :, neuron][:, :, None], rtol)[..., 0]
+    zi = _values(v[idx], p[src[idx], :, neuron][:, :, None], rtol, None if terms is None else
+                 (lambda w: terms(w, src[idx], neuron, paired=True)[..., None]))[..., 0]
     valid = np.arange(v.shape[1]) < cnt[idx, None]
     pos = np.any((zi > 0) & valid, axis=1)
     cut = pos & np.any((zi < 0) & valid, axis=1)
@@ -147,12 +175,14 @@ def regions_2d(params, lo, hi, rtol: float):
   kernel, bias = layers[0]
   maps = np.stack([kernel[0], kernel[1], bias])[None]
   patterns = np.zeros((1, 0), dtype=bool)
+  terms = None
   for kernel, bias in layers[1:]:
-    v, cnt, src, act = cut_layer(v, cnt, maps, rtol)
+    v, cnt, src, act = cut_layer(v, cnt, maps, rtol, terms)
     patterns = np.concatenate([patterns[src], act], axis=1)
     masked = maps[src] * act[:, None, :]
     f, _, m = masked.shape
     maps = (masked.reshape(3 * f, m) @ kernel).reshape(f, 3, kernel.shape[1])
     maps[:, 2, :] += bias
+    terms = _previous_terms(masked, kernel, bias)
   vertices = [v[r, :k] for r, k in enumerate(cnt.tolist())]
   return vertices, patterns, np.transpose(maps[:, :2, :], (0, 2, 1)), maps[:, 2, :]
