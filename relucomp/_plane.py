@@ -41,6 +41,9 @@ __all__ = ["plane_regions", "segment_pieces", "PlaneRegions", "compensated_matmu
 #: about 6e-8, which gives sines of that order; this threshold rejects those
 #: too, and a plane this thin would be a strip of slivers anyway.
 COLLINEAR_SINE = 1e-6
+#: ``maps="full"`` refuses to build ``A`` larger than this many bytes.
+FULL_MAPS_MAX_BYTES = 1 << 31
+MAPS = ("full", "plane")
 #: The default rectangle of :func:`plane_regions` in plane coordinates: the
 #: triangle's bounding square ``[0, 1]^2`` with a margin of 0.25.
 DEFAULT_LO = (-0.25, -0.25)
@@ -227,7 +230,8 @@ def _rtol(params: Any, value_rtol: float | None) -> float | None:
 
 
 def plane_regions(params: Any, points: ArrayLike, *, lo: Any = DEFAULT_LO,
-                  hi: Any = DEFAULT_HI, value_rtol: float | None = None) -> PlaneRegions:
+                  hi: Any = DEFAULT_HI, maps: str = "full",
+                  value_rtol: float | None = None) -> PlaneRegions:
   """The exact partition of the plane through three points, for any number of inputs.
 
   The plane is ``x(y) = points[0] + y_0 (points[1] - points[0]) + y_1
@@ -249,6 +253,11 @@ def plane_regions(params: Any, points: ArrayLike, *, lo: Any = DEFAULT_LO,
   of roundoff for coarser ones), which is far above the composition's
   error. Runs on the host in float64 (outside ``jax.jit``).
 
+  Cost: the enumeration grows about linearly with the number of regions;
+  the maps on the full input take ``count * n_out * n_in`` float64 numbers
+  (a 784-input classifier with 10 outputs: 63 kB per region), so for large
+  partitions ask for ``maps="plane"``, the maps in plane coordinates.
+
   Args:
     params: an MLP as for :func:`mlp_apply` with ``n_in`` inputs (any
       ``n_in >= 1``; for ``n_in = 1`` the three points cannot span a plane).
@@ -256,6 +265,9 @@ def plane_regions(params: Any, points: ArrayLike, *, lo: Any = DEFAULT_LO,
       collinear (the sine of the angle between the axes above ``1e-6``).
     lo: the rectangle's lower-left corner in plane coordinates.
     hi: its upper-right corner, ``hi[i] > lo[i]``.
+    maps: ``"full"`` (default): each region's map on the full input, ``A``
+      of shape ``(count, n_out, n_in)``; ``"plane"``: in plane coordinates,
+      ``A`` of shape ``(count, n_out, 2)`` with ``f(x(y)) = A[r] @ y + c[r]``.
     value_rtol: the relative zero tolerance (see :func:`regions_2d`);
       ``None`` picks it from the dtype of ``params``.
 
@@ -263,12 +275,14 @@ def plane_regions(params: Any, points: ArrayLike, *, lo: Any = DEFAULT_LO,
     A :class:`Regions2D` (a ``PlaneRegions``, which :func:`plot_partition`
     marks the points on) with ``vertices`` in plane coordinates, the
     ``patterns``, ``A`` of shape ``(count, n_out, n_in)`` and ``c`` of shape
-    ``(count, n_out)``: ``f(x) = A[r] @ x + c[r]`` on region ``r``.
+    ``(count, n_out)``: ``f(x) = A[r] @ x + c[r]`` on region ``r`` (with
+    ``maps="plane"``, see above).
 
   Raises:
     ValueError: on malformed params or non-finite weights (naming
       ``params[i]``), ``points`` not of shape ``(3, n_in)``, not finite,
-      coincident or collinear, or a bad rectangle (naming ``lo`` / ``hi``).
+      coincident or collinear, a bad rectangle (naming ``lo`` / ``hi``),
+      an unknown ``maps``, or ``maps="full"`` when ``A`` would exceed 2 GiB.
 
   Example:
     >>> import numpy as np
@@ -289,9 +303,20 @@ def plane_regions(params: Any, points: ArrayLike, *, lo: Any = DEFAULT_LO,
   """
   layers = _regions.host_layers(params)
   pts = _points(points, layers[0][0].shape[0], "points", 3)
+  if maps not in MAPS:
+    raise ValueError(f"maps must be one of {MAPS}; got {maps!r}.")
   axes = plane_axes(pts)
   composed = compose_first_layer(layers, pts[0], axes)
   flat = _regions.regions_2d(composed, lo, hi, value_rtol=_rtol(params, value_rtol))
+  if maps == "plane":
+    return PlaneRegions(*flat)
+  size = 8 * flat.count * layers[-1][0].shape[1] * layers[0][0].shape[0]
+  if size > FULL_MAPS_MAX_BYTES:
+    raise ValueError(
+        f"maps='full' would need {size / 2**30:.1f} GiB for A ({flat.count} regions x "
+        f"{layers[-1][0].shape[1]} outputs x {layers[0][0].shape[0]} inputs, float64; at most "
+        f"{FULL_MAPS_MAX_BYTES / 2**30:g} GiB): pass maps='plane' for the maps in plane "
+        "coordinates, or a smaller rectangle.")
   a_full, c_full = full_maps(layers, flat.patterns)
   return PlaneRegions(*flat._replace(A=a_full, c=c_full))
 

@@ -115,6 +115,11 @@ def test_two_inputs_equal_regions_2d_of_the_composed_network(seed, hidden):
   np.testing.assert_allclose(plane.A[order_p] @ axes.T, direct.A[order_d], atol=1e-12)
   np.testing.assert_allclose(plane.c[order_p] + plane.A[order_p] @ points[0],
                              direct.c[order_d], atol=1e-12)
+  # maps="plane": the maps in plane coordinates, those of regions_2d.
+  flat = relucomp.plane_regions(params, points, maps="plane")
+  order_f = np.lexsort(np.concatenate(flat.patterns, 1).T[::-1])
+  np.testing.assert_array_equal(flat.A[order_f], direct.A[order_d])
+  np.testing.assert_array_equal(flat.c[order_f], direct.c[order_d])
 
 
 # ------------------------- many inputs: patterns and maps at interior points
@@ -318,7 +323,7 @@ def test_segment_pieces_in_many_inputs_match_the_network(rng):
 
 # -------------------------------------------------------------- bad input
 
-def test_bad_input(rng):
+def test_bad_input(rng, monkeypatch):
   params = _random_net(rng, [6, 5, 1])
   points = rng.normal(size=(3, 6))
   with pytest.raises(ValueError, match=r"points must have shape \(3, n_in\) = \(3, 6\)"):
@@ -347,6 +352,13 @@ def test_bad_input(rng):
     relucomp.plane_regions(params, points, value_rtol=2.0)
   with pytest.raises(ValueError, match="overflow"):
     relucomp.plane_regions(params, points * 1e300)
+  with pytest.raises(ValueError, match="maps must be one of"):
+    relucomp.plane_regions(params, points, maps="input")
+  monkeypatch.setattr(_plane, "FULL_MAPS_MAX_BYTES", 100)
+  with pytest.raises(ValueError, match="maps='full' would need .* pass maps='plane'"):
+    relucomp.plane_regions(params, points)
+  assert relucomp.plane_regions(params, points, maps="plane").A.shape[-1] == 2
+  monkeypatch.undo()
   with pytest.raises(ValueError, match="end must differ from start"):
     relucomp.segment_pieces(params, points[0], points[0].copy())
   with pytest.raises(ValueError, match=r"start must have shape \(6,\)"):
