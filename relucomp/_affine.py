@@ -149,7 +149,7 @@ def affine_map(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [[-1.]] [1.]
   """
   layers, x, dtype = _prepare(params, x)
-  return _affine_core(layers, x, dtype)
+  return v.check_output(_affine_core(layers, x, dtype), "params and x", dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -190,7 +190,7 @@ def region_polytope(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [-1.  1.] [0. 1.]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
-  return _polytope_core(layers, x, dtype)
+  return v.check_output(_polytope_core(layers, x, dtype), "params and x", dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -266,7 +266,7 @@ def atoms(params: Any, x: ArrayLike) -> Atoms:
     [[-1.]]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
-  return _atoms_core(layers, x, dtype)
+  return v.check_output(_atoms_core(layers, x, dtype), "params and x", dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -311,16 +311,18 @@ def lipschitz_bound(params: Any, *, method: str = "spectral") -> jax.Array:
     holds without it. For one hidden layer it is ``sum_j ||W_1[j, :]||
     ||W_2[:, j]||``; without hidden layers ``||W_1||_2`` (exact).
 
-  Which is tighter: in a hidden layer ``n_l w >= ||W_l||_2`` for square
-  kernels, so ``"spectral"`` wins on the hidden layers, by about
-  ``sqrt(n log n)`` per layer on random Gaussian weights, and ties only
-  when a kernel is a rank-one matrix of equal-magnitude entries.
-  ``"max_weight"`` can win through the end layers: it pairs each neuron's
-  first-layer and last-layer norms, so when the large first-layer weights
-  feed neurons that the last layer weighs little (or the two networks of a
-  block-diagonal model), it is far below the product of norms (the example
-  below, and a network whose output ignores its active neurons, where it
-  is 0). The benchmarks page measures both on trained networks.
+  Which is tighter depends on the weights. A hidden ``n x n`` kernel has
+  ``||W_l||_2 <= n w``, with equality only for a rank-one kernel of
+  equal-magnitude entries; on random Gaussian weights its norm is about
+  ``sqrt(n log n)`` times below ``n w``, so ``"spectral"`` is tighter by
+  roughly that factor per layer, and on random and trained networks by
+  orders of magnitude (the benchmarks page measures both). ``"max_weight"``
+  weighs the end layers neuron by neuron, where the product of norms pays a
+  whole kernel's norm, so it is the tighter one when the weights are close
+  to its worst case: with one hidden layer it pairs each neuron's first- and
+  last-layer norms (the example below: 3 where the product of norms is 5);
+  first and last kernels that use one neuron each around a hidden
+  ``0.5 * ones((n, n))`` give 0.5 (exact) against ``n / 2``.
 
   16-bit weights are computed in float32 (they are exactly representable).
   ``"max_weight"`` is computed from logarithms, so no intermediate power

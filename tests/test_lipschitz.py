@@ -120,6 +120,14 @@ def test_which_bound_is_tighter(x64):
   # Exact: both neurons active for x > 0 (slope 0.2), none for x < 0.
   local = relucomp.local_lipschitz(misaligned, jnp.array([[1.0], [-1.0]]))
   np.testing.assert_allclose(local, [0.2, 0.0], atol=1e-15)
+  # Ends that use one neuron each around a rank-one hidden kernel: max_weight
+  # is exact (0.5), the product of norms n times larger.
+  n = 4
+  ends = _params([np.eye(1, n), 0.5 * np.ones((n, n)), np.eye(n, 1)],
+                 [np.zeros(n), np.zeros(n), np.zeros(1)])
+  assert float(relucomp.lipschitz_bound(ends, method="max_weight")) == pytest.approx(0.5)
+  assert float(relucomp.lipschitz_bound(ends)) == pytest.approx(n * 0.5)
+  assert float(relucomp.local_lipschitz(ends, jnp.ones(1))) == pytest.approx(0.5)
   kernels, biases = _numpy_net(0, (2, 16, 16, 16, 1), 1.0, False)
   params = _params(kernels, biases)
   assert (float(relucomp.lipschitz_bound(params))
