@@ -149,7 +149,7 @@ def affine_map(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [[-1.]] [1.]
   """
   layers, x, dtype = _prepare(params, x)
-  return v.check_output(_affine_core(layers, x, dtype), "params and x", dtype)
+  return _affine_core(layers, x, dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -190,7 +190,7 @@ def region_polytope(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [-1.  1.] [0. 1.]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
-  return v.check_output(_polytope_core(layers, x, dtype), "params and x", dtype)
+  return _polytope_core(layers, x, dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -266,7 +266,7 @@ def atoms(params: Any, x: ArrayLike) -> Atoms:
     [[-1.]]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
-  return v.check_output(_atoms_core(layers, x, dtype), "params and x", dtype)
+  return _atoms_core(layers, x, dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
