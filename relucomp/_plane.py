@@ -173,13 +173,20 @@ def full_maps(layers: list[tuple[np.ndarray, np.ndarray]],
     stop = min(count, start + rows)
     g = np.broadcast_to(kernel.T, (stop - start, n_out, kernel.shape[0])).copy()
     c = np.broadcast_to(bias, (stop - start, n_out)).copy()
-    for l in range(len(layers) - 2, -1, -1):
+    for l in range(len(layers) - 2, 0, -1):
       w, b = layers[l]
       g *= patterns[l][start:stop, None, :]
       c += g @ b
       g = (g.reshape(-1, w.shape[1]) @ w.T).reshape(stop - start, n_out, w.shape[0])
-    a_full[start:stop] = g
     c_full[start:stop] = c
+    if len(layers) == 1:
+      a_full[start:stop] = g
+      continue
+    w, b = layers[0]
+    g *= patterns[0][start:stop, None, :]
+    c_full[start:stop] += g @ b
+    # The last product straight into the output (it is the largest array).
+    np.matmul(g.reshape(-1, w.shape[1]), w.T, out=a_full[start:stop].reshape(-1, n_in))
   return a_full, c_full
 
 
