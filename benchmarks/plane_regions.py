@@ -16,8 +16,10 @@ Parts:
    median time, and an exactness check.
 2. Random MLPs with 784 inputs (PyTorch's default initialisation), widths
    64..512 and depths 2..6 (quick: a subset), on the plane through three
-   standard normal points: regions and time of the enumeration
-   (``maps="plane"``) and of the maps on the full input (``maps="full"``,
+   points ``c + spread * N(0, I)`` around a standard normal centre ``c``
+   (``--spread``, default 0.25; wider planes have many more regions):
+   regions and time of the enumeration (``maps="plane"``) and of the maps
+   on the full input (``maps="full"``,
    while ``A`` stays below 2 GiB), and how the time grows with the number
    of regions (least-squares slope of log time on log regions).
 3. regioncam (optional, float32): on the composed two-input network (the
@@ -189,12 +191,13 @@ def part_digits(epochs, repeats, full_repeats, rng):
   return rows, shown
 
 
-def part_random(widths, depths, repeats, rng, with_regioncam):
+def part_random(widths, depths, repeats, rng, with_regioncam, spread):
   rows = []
   for w in widths:
     for d in depths:
       params = default_init(np.random.default_rng(1000 * w + d), [784] + [w] * d + [10])
-      points = np.random.default_rng(w + d).normal(size=(3, 784))
+      gen = np.random.default_rng(w + d)
+      points = gen.normal(size=784) + spread * gen.normal(size=(3, 784))
       flat, wall, cpu = timed(lambda: relucomp.plane_regions(params, points, maps="plane"),
                               repeats)
       row = {"width": w, "depth": d, "regions": flat.count, "wall_s": wall, "cpu_s": cpu,
@@ -263,6 +266,8 @@ def main(argv=None):
   size.add_argument("--full", action="store_true", help="every size of the issue")
   size.add_argument("--quick", action="store_true", help="small sizes (the default)")
   parser.add_argument("--epochs", type=int, default=None, help="digits training epochs")
+  parser.add_argument("--spread", type=float, default=0.25,
+                      help="size of the random triangles around their centre")
   parser.add_argument("--out", default="out/plane_regions")
   parser.add_argument("--no-figure", action="store_true")
   args = parser.parse_args(argv)
@@ -279,12 +284,13 @@ def main(argv=None):
                               repeats if full else 1, rng)
   widths = [64, 128, 256, 512] if full else [64, 128, 256]
   depths = [2, 3, 4, 5, 6] if full else [2, 3]
-  rows, slope, slope_full = part_random(widths, depths, repeats, rng, with_regioncam=True)
+  rows, slope, slope_full = part_random(widths, depths, repeats, rng, with_regioncam=True,
+                                        spread=args.spread)
   if not args.no_figure:
     figures(out, shown, rows)
   record = {"mode": "full" if full else "quick", "repeats": repeats,
             "regioncam": getattr(regioncam, "__version__", "installed") if regioncam else None,
-            "digits": digits, "random": rows, "time_exponent": slope,
+            "digits": digits, "random": rows, "spread": args.spread, "time_exponent": slope,
             "time_exponent_full_maps": slope_full}
   print(f"\ntime ~ regions^{slope:.2f} (enumeration)" + (
       f", regions^{slope_full:.2f} with maps on the full input" if slope_full else ""))
@@ -315,7 +321,8 @@ def markdown(record):
                      f" {r['regioncam_composed']:,} | {_ms(r['regioncam_composed_s'])} | "
                      f"{r['ratio_composed']:.1f} |" if with_rc else ""))
   lines += ["", "**Random MLPs with 784 inputs and 10 outputs** (default initialisation), plane "
-            "through three standard normal points, default square; *enumeration*: "
+            f"through three points $c + {record['spread']:g}\\,N(0, I)$ around a standard "
+            "normal centre $c$, default square; *enumeration*: "
             "`maps='plane'`; *full maps*: `maps='full'` (skipped above 0.5 GiB of `A`):", "",
             "| width | depth | regions | enumeration ms | us per region | full maps ms | "
             "mismatches / checked |" + (" regioncam (composed) | its ms | regions_2d of "
