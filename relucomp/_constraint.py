@@ -177,8 +177,11 @@ def norm_constraint(*, max_norm: float = 1.0,
     largest singular value from below, so a kernel clipped by its estimate
     can stay above ``max_norm``, and the convergence rate depends on the
     gap between the two largest singular values, which no step count
-    guarantees. Hidden kernels here are small (the SVD of a 64 x 64 matrix
-    costs about as much as one training step's matrix products).
+    guarantees. The price is one SVD per hidden kernel and step: with 10
+    hidden layers of width 16 or 64 and 256 points in float64, a
+    constrained Adam step took 3 to 3.5 times a plain one on 2 busy CPU
+    cores (with ``OPENBLAS_NUM_THREADS=1``: on a loaded machine OpenBLAS's
+    own threads made the 64-wide SVDs 30 times slower).
   * ``norm="frobenius"``: ``P = M min(1, max_norm / ||M||_F)``, the exact
     Frobenius projection; it also bounds the spectral norm.
 
@@ -193,7 +196,8 @@ def norm_constraint(*, max_norm: float = 1.0,
   ``max_norm / 2``, so for a kernel larger than about
   ``max_norm / (6 eps)`` before the step (float32: ``1.4e6 max_norm``) the
   first step's addition can leave it slightly above. 16-bit kernels are
-  projected in float32 and rounded back with their own ``eps``.
+  projected in float32 with the margin of their own ``eps``, which is
+  large: a 6-wide bfloat16 kernel lands at 0.5 to 0.6 ``max_norm``.
 
   Pure jnp: works under ``jax.jit`` and ``jax.vmap`` (batched kernels
   project independently), in float32 and float64, and with
