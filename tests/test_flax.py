@@ -21,7 +21,9 @@ def _close(params, model, x, dtype):
   np.testing.assert_allclose(got, want, rtol=0, atol=tol)
 
 
-def test_sequential_of_linear_and_relu(dtype):
+def test_sequential_of_linear_and_relu():
+  # float32 here; float64 parameters in test_region_tools_take_a_flax_model.
+  dtype = np.dtype(np.float32)
   rngs = nnx.Rngs(0)
   model = nnx.Sequential(nnx.Linear(6, 8, rngs=rngs, param_dtype=dtype), nnx.relu,
                          nnx.Linear(8, 5, rngs=rngs, param_dtype=dtype), jax.nn.relu,
@@ -67,6 +69,7 @@ def test_region_tools_take_a_flax_model(x64):
                          nnx.Linear(12, 8, rngs=rngs, param_dtype=jnp.float64), nnx.relu,
                          nnx.Linear(8, 3, rngs=rngs, param_dtype=jnp.float64))
   params = relucomp.from_flax(model)
+  assert all(p["kernel"].dtype == jnp.float64 for p in params)
   points = np.asarray(jax.random.normal(jax.random.key(5), (3, 16), jnp.float64))
   parts = relucomp.plane_regions(params, points)
   # On each region the model's Jacobian (autodiff of the flax model itself)
