@@ -87,8 +87,10 @@ def _check_steps(dtype, norm, jit):
     assert all(layer["kernel"].dtype == dtype for layer in p)
   # The first step lands on the projection of the unconstrained step (NumPy:
   # clip the singular values, or scale). The transformation aims at radius
-  # max_norm (1 - 8 n eps) - 3 eps ||K||_F; both roundings add about
-  # 4 eps (||K||_F + max_norm): a tolerance of 16 eps (n max_norm + ||K||_F).
+  # max_norm (1 - 8 n eps) - 3 eps ||K||_F; the SVD is the exact one of a
+  # matrix within about n eps ||M|| of M = K + U (backward stability; the
+  # projection is 1-Lipschitz), and the two additions add about
+  # 4 eps (||K||_F + max_norm): a tolerance of 16 n eps (max_norm + ||K||_F).
   eps = float(np.finfo(dtype).eps)
   free = optax.adam(5e-2)
   _, grads = _value_and_grad(params, x, y)
@@ -101,7 +103,7 @@ def _check_steps(dtype, norm, jit):
       expected = (u * np.minimum(s, max_norm)) @ vt
     else:
       expected = m * min(1.0, max_norm / np.linalg.norm(m))
-    tol = 16 * eps * (max(k.shape) * max_norm + np.linalg.norm(k))
+    tol = 16 * max(k.shape) * eps * (max_norm + np.linalg.norm(k))
     assert np.linalg.norm(np.asarray(history[0][i]["kernel"], np.float64) - expected, 2) <= tol
   # First and last layers and the biases move as plain Adam moves them (up to
   # the rounding of differently fused programs: a few eps of |p| + lr).
