@@ -109,24 +109,33 @@ def compensated_matmul(a: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def _products(a: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
-  """The compensated product of :func:`compensated_matmul` into ``out``."""
+  """The compensated product of :func:`compensated_matmul` into ``out``.
+
+  The terms are laid out ``(n, rows, m)`` and padded with zeros to a power
+  of two along ``n``, so each pairwise level adds two contiguous halves.
+  """
   r, n = a.shape
   m = k.shape[1]
+  size = 1 << (n - 1).bit_length()
   k_hi, k_lo = _split(k)
-  rows = max(1, _CHUNK // max(1, n * m))
+  rows = max(1, _CHUNK // max(1, size * m))
   for start in range(0, r, rows):
-    block = a[start:start + rows]
+    block = a[start:start + rows].T                      # (n, rows)
     a_hi, a_lo = _split(block)
-    p = block[:, :, None] * k[None]
-    err = (((a_hi[:, :, None] * k_hi[None] - p) + a_hi[:, :, None] * k_lo[None])
-           + a_lo[:, :, None] * k_hi[None]) + a_lo[:, :, None] * k_lo[None]
-    total = err.sum(axis=1)
-    while p.shape[1] > 1:
-      if p.shape[1] % 2:
-        p = np.concatenate([p, np.zeros_like(p[:, :1])], axis=1)
-      p, e = _two_sum(p[:, 0::2], p[:, 1::2])
-      total += e.sum(axis=1)
-    out[start:start + rows] = p[:, 0] + total
+    p = np.zeros((size, block.shape[1], m))
+    np.multiply(block[:, :, None], k[:, None, :], out=p[:n])
+    err = a_hi[:, :, None] * k_hi[:, None, :]
+    err -= p[:n]
+    err += a_hi[:, :, None] * k_lo[:, None, :]
+    err += a_lo[:, :, None] * k_hi[:, None, :]
+    err += a_lo[:, :, None] * k_lo[:, None, :]
+    total = err.sum(axis=0)
+    half = size
+    while half > 1:
+      half //= 2
+      p, e = _two_sum(p[:half], p[half:2 * half])
+      total += e.sum(axis=0)
+    out[start:start + rows] = p[0] + total
 
 
 def compose_first_layer(layers: list[tuple[np.ndarray, np.ndarray]], origin: np.ndarray,
