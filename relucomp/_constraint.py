@@ -116,6 +116,8 @@ def _targets(kernel: jax.Array, n: int, max_norm: float, dtype: Any):
 def _project(kernel: jax.Array, update: jax.Array, kind: _Kind, max_norm: float,
              norm: str) -> jax.Array:
   """The update that moves ``kernel`` to the projection of ``kernel + update``."""
+  if kernel.size == 0:                             # an empty layer has norm 0
+    return update
   dtype = kernel.dtype
   work = _compute_dtype(dtype)
   new = (kernel + update).astype(dtype)           # what optax.apply_updates makes

@@ -262,3 +262,14 @@ def test_bad_arguments():
     tx.update(params, tx.init(params))
   with pytest.raises(ValueError, match="structure of params"):
     tx.update(params[:2], tx.init(params), params)
+
+
+def test_empty_hidden_layer_passes_through():
+  params = [{"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3)},
+            {"kernel": jnp.ones((3, 0)), "bias": jnp.zeros(0)},
+            {"kernel": jnp.ones((0, 1)), "bias": jnp.zeros(1)}]
+  tx = relucomp.norm_constraint()
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(grads)):
+    np.testing.assert_array_equal(a, b)
