@@ -34,6 +34,9 @@ def _describe(item: Any) -> str:
     prefix = "nnx." if kind.__module__.startswith("flax.nnx") else ""
     return f"an {prefix}{kind.__qualname__} module"
   name = getattr(item, "__name__", None) or getattr(getattr(item, "fun", None), "__name__", None)
+  if callable(item) and name == "relu":
+    return ("a function named relu that is not nnx.relu or jax.nn.relu (a wrapped or "
+            "custom relu; pass nnx.relu itself)")
   if callable(item):
     return f"the function {name or repr(item)}" + (" (an activation other than relu)"
                                                   if name else "")

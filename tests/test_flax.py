@@ -103,6 +103,8 @@ def test_not_a_relu_mlp_is_named():
       (nnx.Sequential(nnx.Dropout(0.5), nnx.Linear(4, 1, rngs=rngs)),
        r"model.layers\[0\] is an nnx.Dropout module"),
       (_Custom(rngs), r"model is an _Custom module"),
+      (nnx.Sequential(nnx.Linear(4, 4, rngs=rngs), jax.jit(jax.nn.relu)),
+       r"model.layers\[1\] is a function named relu that is not nnx.relu"),
       (nnx.Sequential(nnx.relu), "model has no nnx.Linear or CompositionalDense layer"),
       (nnx.Sequential(nnx.Linear(4, 3, rngs=rngs), nnx.relu, nnx.Linear(2, 1, rngs=rngs)),
        r"model.layers\[2\] takes 2 inputs but the layers before it give 3 outputs"),
