@@ -28,6 +28,10 @@ Parts:
    compositional network and for random networks with the default and a
    RAAI-like initialisation; a 2-D partition picture; neuron plots.
 
+Networks with many inputs, on planes through three points
+(``plane_regions``), have their own benchmark: ``benchmarks/plane_regions.py``;
+regions near training points over training: ``benchmarks/local_complexity.py``.
+
 Writes ``regions.json``, ``regions.md`` (the tables, with the command) and
 the figures (unless ``--no-figure``) into ``--out`` (default ``out/regions``).
 """
