@@ -32,7 +32,7 @@ def _prepare(params: Any, x: ArrayLike, *, min_layers: int = 1):
     raise ValueError(
         f"params must have at least {min_layers} layers (at least "
         f"{min_layers - 1} hidden); got {len(shapes)}.")
-  x = jnp.asarray(x)
+  x = v.array(x, "x")
   if x.ndim < 1 or x.shape[-1] != shapes[0][0]:
     raise ValueError(
         f"x must have shape (..., n_in) with n_in = {shapes[0][0]} (the first "
@@ -149,7 +149,7 @@ def affine_map(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [[-1.]] [1.]
   """
   layers, x, dtype = _prepare(params, x)
-  return _affine_core(layers, x, dtype)
+  return v.check_output(_affine_core(layers, x, dtype), "params and x", dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -190,7 +190,7 @@ def region_polytope(params: Any, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     [-1.  1.] [0. 1.]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
-  return _polytope_core(layers, x, dtype)
+  return v.check_output(_polytope_core(layers, x, dtype), "params and x", dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
@@ -266,7 +266,7 @@ def atoms(params: Any, x: ArrayLike) -> Atoms:
     [[-1.]]
   """
   layers, x, dtype = _prepare(params, x, min_layers=2)
-  return _atoms_core(layers, x, dtype)
+  return v.check_output(_atoms_core(layers, x, dtype), "params and x", dtype)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")

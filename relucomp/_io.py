@@ -170,7 +170,10 @@ def save(result: FitResult, path) -> None:
     >>> os.path.getsize(path) > 0
     True
   """
-  _write_atomic(path, _envelope(_serialise(result)))
+  data = _envelope(_serialise(result))
+  if not isinstance(path, (str, bytes, os.PathLike)):
+    raise ValueError(f"path must be a str or os.PathLike; got {type(path).__name__}.")
+  _write_atomic(path, data)
 
 
 def _shape_of(state: dict, section: str, key: str) -> tuple:
@@ -342,6 +345,8 @@ def load(path) -> FitResult:
     >>> back.method, back.depth, bool(back.mse == res.mse)
     ('enforced', 2, True)
   """
+  if not isinstance(path, (str, bytes, os.PathLike)):
+    raise ValueError(f"path must be a str or os.PathLike; got {type(path).__name__}.")
   with open(path, "rb") as f:
     data = f.read()
   payload = _read_payload(path, data)

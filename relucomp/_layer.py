@@ -366,7 +366,7 @@ class CompositionalDense(nnx.Module):
     self.out_features = _positive_int(out_features, "out_features")
     self.depth = _positive_int(depth, "depth")
     self.units = _positive_int(out_features if units is None else units, "units")
-    if stage not in STAGES:
+    if not isinstance(stage, str) or stage not in STAGES:
       raise ValueError(f"stage must be one of {STAGES}; got {stage!r}.")
     try:
       if np.iscomplexobj(peak_range) or isinstance(peak_range, (str, bytes)):
@@ -433,7 +433,7 @@ class CompositionalDense(nnx.Module):
     Raises:
       ValueError: on an unknown stage or a switch back to stage 1.
     """
-    if stage not in STAGES:
+    if not isinstance(stage, str) or stage not in STAGES:
       raise ValueError(f"stage must be one of {STAGES}; got {stage!r}.")
     if stage == self.stage:
       return
@@ -470,7 +470,7 @@ class CompositionalDense(nnx.Module):
 
   def __call__(self, x: ArrayLike) -> jax.Array:
     """Applies the layer to ``x`` of shape ``(..., in_features)``."""
-    x = jnp.asarray(x)
+    x = v.array(x, "x")
     if x.ndim < 1 or x.shape[-1] != self.in_features:
       raise ValueError(
           f"x must have shape (..., in_features) with in_features = "

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from relucomp import _validation as v
@@ -76,8 +77,10 @@ def mlp_apply(params: Params, x: ArrayLike) -> jax.Array:
     Outputs of shape ``(..., n_out)`` of the last layer.
 
   Raises:
-    ValueError: on a malformed layer, layers that do not chain, or ``x``
-      whose last axis is not ``n_in`` of the first layer.
+    ValueError: on a malformed layer, layers that do not chain, ``x``
+      whose last axis is not ``n_in`` of the first layer, or finite weights
+      and inputs whose outputs overflow the dtype (checked when the values
+      are concrete; NaN or inf inputs give NaN or inf outputs).
 
   Example:
     >>> import jax.numpy as jnp
@@ -88,7 +91,7 @@ def mlp_apply(params: Params, x: ArrayLike) -> jax.Array:
     [2. 3.]
   """
   shapes = check_params(params)
-  x = jnp.asarray(x)
+  x = v.array(x, "x")
   if x.ndim < 1 or x.shape[-1] != shapes[0][0]:
     raise ValueError(
         f"x must have shape (..., n_in) with n_in = {shapes[0][0]} (the first "
@@ -96,7 +99,13 @@ def mlp_apply(params: Params, x: ArrayLike) -> jax.Array:
   dtype = v.float_dtype(x, *[layer["kernel"] for layer in params])
   layers = [(jnp.asarray(layer["kernel"], dtype), jnp.asarray(layer["bias"], dtype))
             for layer in params]
-  return forward(layers, x.astype(dtype))
+  out = forward(layers, x.astype(dtype))
+  # Finite weights and inputs must give finite outputs (NaN in, NaN out is
+  # left to the caller: a diverged fit's network still evaluates).
+  host = [v.concrete(a) for a in [x] + [a for layer in layers for a in layer]]
+  if all(a is not None for a in host) and all(np.isfinite(a).all() for a in host):
+    v.check_output(out, "params and x", dtype)
+  return out
 
 
 @jax.jit

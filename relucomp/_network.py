@@ -93,6 +93,7 @@ def compositional_mlp(peaks: ArrayLike, scales: ArrayLike, *,
   """
   peaks, scales = _series.check_peaks_scales(peaks, scales)
   v.check_finite(slope, "slope")
+  v.check_scalar(slope, "slope")
   dtype = v.float_dtype(peaks, scales, slope)
   layers = _build(peaks.astype(dtype), scales.astype(dtype), jnp.asarray(slope, dtype))
   v.require(lambda w: jnp.isfinite(w), jnp.concatenate(

@@ -270,7 +270,7 @@ def _roots(x, z, pre_slope, pre_icpt, ci, cn):
   s = pre_slope[ci, cn]
   xl, xr = x[ci], x[ci + 1]
   with np.errstate(divide="ignore", invalid="ignore"):
-    root = -pre_icpt[ci, cn] / s
+    root = -pre_icpt[ci, cn] / s + 0.0             # + 0.0: no -0.0
     zl, zr = z[ci, cn], z[ci + 1, cn]
     inside = (root > xl) & (root < xr)
     if not inside.all():
@@ -506,6 +506,9 @@ def linear_pieces_1d(params: Any, lo: Any, hi: Any, *, merge: bool = True,
   rtol = _check_rtol(params, value_rtol)
   limit = _check_limit(max_regions)
   x, slopes, intercepts, slope_scale = pieces_1d_raw(layers, lo, hi, rtol, limit)
+  if not (np.isfinite(slopes).all() and np.isfinite(intercepts).all()):
+    raise ValueError("params, lo and hi give slopes or intercepts that overflow float64 "
+                     "(largest finite 1.8e+308); scale the weights or the interval down.")
   first = np.arange(slopes.shape[0])
   if merge and slopes.shape[0] > 1:
     cut = ~merge_equal(slopes, slope_scale)
@@ -639,6 +642,9 @@ def regions_2d(params: Any, lo: Any, hi: Any, *, value_rtol: float | None = None
     # The layer stopped after `done` of its `total` polygons: extrapolate it.
     raise _too_many("regions_2d", cells, layer, len(widths) - 1,
                     total / max(done, 1), limit)
+  if not np.isfinite(maps).all():
+    raise ValueError("params, lo and hi give affine maps that overflow float64 (largest "
+                     "finite 1.8e+308); scale the weights or the rectangle down.")
   count = maps.shape[0]
   patterns, at = [], 0
   for width in widths[:-1]:

@@ -18,8 +18,8 @@ def check_peaks_scales(peaks: ArrayLike, scales: ArrayLike) -> tuple[jax.Array, 
   Returns both as arrays of one floating dtype, with ``peaks`` cut to the
   ``d = len(scales)`` entries the waves use.
   """
-  peaks = jnp.asarray(peaks)
-  scales = jnp.asarray(scales)
+  peaks = v.array(peaks, "peaks")
+  scales = v.array(scales, "scales")
   if scales.ndim != 1 or scales.shape[0] < 1:
     raise ValueError(
         "scales must be a 1-D array with at least one entry (depth d = "
@@ -61,8 +61,8 @@ def enforced_scales(peaks: ArrayLike, amplitude: ArrayLike) -> jax.Array:
     >>> print(relucomp.enforced_scales(jnp.full(4, 0.5), 0.25))  # Yarotsky: 4^-i
     [0.25     0.0625   0.015625]
   """
-  peaks = jnp.asarray(peaks)
-  amplitude = jnp.asarray(amplitude)
+  peaks = v.array(peaks, "peaks")
+  amplitude = v.array(amplitude, "amplitude")
   if peaks.ndim != 1 or peaks.shape[0] < 2:
     raise ValueError(
         "peaks must be a 1-D array of length d + 1 >= 2 (the law needs one "
@@ -72,7 +72,8 @@ def enforced_scales(peaks: ArrayLike, amplitude: ArrayLike) -> jax.Array:
   v.check_open_unit(peaks, "peaks")
   v.check_finite(amplitude, "amplitude")
   dtype = v.float_dtype(peaks, amplitude)
-  return _law(peaks.astype(dtype), amplitude.astype(dtype))
+  return v.check_output(_law(peaks.astype(dtype), amplitude.astype(dtype)),
+                        "peaks and amplitude", dtype)
 
 
 @jax.jit
@@ -102,7 +103,8 @@ def compositional(x: ArrayLike, peaks: ArrayLike, scales: ArrayLike, *,
 
   Raises:
     ValueError: on empty ``scales``, a length mismatch, peaks outside
-      ``(0, 1)`` or non-finite values (when concrete).
+      ``(0, 1)``, non-finite values or values that overflow the dtype (when
+      concrete).
 
   Example:
     >>> import jax.numpy as jnp
@@ -115,10 +117,12 @@ def compositional(x: ArrayLike, peaks: ArrayLike, scales: ArrayLike, *,
   """
   peaks, scales = check_peaks_scales(peaks, scales)
   v.check_finite(slope, "slope")
+  v.check_scalar(slope, "slope")
   v.check_finite(x, "x")
   dtype = v.float_dtype(x, peaks, scales, slope)
-  return _closed_form(jnp.asarray(x, dtype), peaks.astype(dtype),
-                      scales.astype(dtype), jnp.asarray(slope, dtype))
+  return v.check_output(_closed_form(jnp.asarray(x, dtype), peaks.astype(dtype),
+                                     scales.astype(dtype), jnp.asarray(slope, dtype)),
+                        "x, peaks, scales and slope", dtype)
 
 
 @jax.jit

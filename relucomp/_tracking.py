@@ -68,7 +68,8 @@ def pieces_history(result: FitResult, *, merge: bool | None = None) -> PiecesHis
     A :class:`PiecesHistory`.
 
   Raises:
-    ValueError: if the fit kept no snapshots (``track_pieces_every`` was
+    ValueError: if ``result`` is not a :class:`relucomp.FitResult`, if the
+      fit kept no snapshots (``track_pieces_every`` was
       ``None``), or on ``merge=True`` for a two-input fit.
 
   Example:
@@ -83,6 +84,8 @@ def pieces_history(result: FitResult, *, merge: bool | None = None) -> PiecesHis
     >>> hist.counts[:4].tolist()              # exactly 2^4 through stage 1
     [16, 16, 16, 16]
   """
+  if not isinstance(result, FitResult):
+    raise ValueError(f"result must be a FitResult; got {type(result).__name__}.")
   if result.snapshots is None or result.track_pieces_every is None:
     raise ValueError(
         "result has no snapshots: call fit(..., track_pieces_every=k) with k >= 1 to keep them.")

@@ -37,7 +37,8 @@ def triangle(x: ArrayLike, peak: ArrayLike) -> jax.Array:
 
   Raises:
     ValueError: if ``peak`` is not finite or not strictly between 0 and 1,
-      or if ``x`` is not finite (checked when the values are concrete).
+      if ``x`` is not finite, or if a value overflows the dtype (checked
+      when the values are concrete).
 
   Example:
     >>> import relucomp
@@ -47,7 +48,8 @@ def triangle(x: ArrayLike, peak: ArrayLike) -> jax.Array:
   v.check_open_unit(peak, "peak")
   v.check_finite(x, "x")
   dtype = v.float_dtype(x, peak)
-  return _tent_jit(jnp.asarray(x, dtype), jnp.asarray(peak, dtype))
+  return v.check_output(_tent_jit(jnp.asarray(x, dtype), jnp.asarray(peak, dtype)),
+                        "x and peak", dtype)
 
 
 def triangle_waves(x: ArrayLike, peaks: ArrayLike) -> jax.Array:
@@ -66,7 +68,8 @@ def triangle_waves(x: ArrayLike, peaks: ArrayLike) -> jax.Array:
 
   Raises:
     ValueError: if ``peaks`` is not 1-D, is empty, or has an entry outside
-      ``(0, 1)``, or if ``x`` is not finite (when concrete).
+      ``(0, 1)``, if ``x`` is not finite, or if a value overflows the dtype
+      (when concrete).
 
   Example:
     >>> import jax.numpy as jnp
@@ -77,7 +80,7 @@ def triangle_waves(x: ArrayLike, peaks: ArrayLike) -> jax.Array:
     >>> print(w[1])
     [0. 1. 0.]
   """
-  peaks = jnp.asarray(peaks)
+  peaks = v.array(peaks, "peaks")
   if peaks.ndim != 1 or peaks.shape[0] < 1:
     raise ValueError(
         f"peaks must be a 1-D array with at least one entry (depth >= 1); got "
@@ -85,7 +88,7 @@ def triangle_waves(x: ArrayLike, peaks: ArrayLike) -> jax.Array:
   v.check_open_unit(peaks, "peaks")
   v.check_finite(x, "x")
   dtype = v.float_dtype(x, peaks)
-  return waves(jnp.asarray(x, dtype), peaks.astype(dtype))
+  return v.check_output(waves(jnp.asarray(x, dtype), peaks.astype(dtype)), "x and peaks", dtype)
 
 
 @jax.jit

@@ -80,6 +80,21 @@ def check_real(value: Any, name: str) -> None:
     raise ValueError(f"{name} must hold real numbers; got dtype {dtype}.")
 
 
+def array(value: Any, name: str) -> jax.Array:
+  """``jnp.asarray(value)`` for an argument of real numbers, or a ValueError naming it."""
+  if not isinstance(value, jax.Array):
+    check_real(value, name)
+  elif not isinstance(value, jax.core.Tracer):
+    check_real(value, name)
+  return jnp.asarray(value)
+
+
+def check_scalar(value: Any, name: str) -> None:
+  """Raises ``ValueError`` unless ``value`` is a scalar (shape ``()``)."""
+  if jnp.ndim(value) != 0:
+    raise ValueError(f"{name} must be a scalar; got shape {jnp.shape(value)}.")
+
+
 def check_finite(value: Any, name: str) -> None:
   check_real(value, name)
   require(lambda v: jnp.isfinite(v), value, f"{name} must be finite (no NaN or inf).")
@@ -90,6 +105,20 @@ def check_open_unit(value: Any, name: str) -> None:
   require(lambda v: (v > 0) & (v < 1), value,
           f"{name} must lie in the open interval (0, 1); every entry must "
           "satisfy 0 < value < 1.")
+
+
+def check_output(out: Any, names: str, dtype: Any) -> Any:
+  """Returns ``out`` after checking that finite inputs gave finite values.
+
+  Raises ``ValueError`` naming the arguments ``names`` when a value
+  overflowed ``dtype`` (checked when concrete and under :func:`checkified`).
+  """
+  for leaf in jax.tree.leaves(out):
+    if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+      require(lambda o: jnp.isfinite(o), leaf,
+              f"{names} give values that overflow {jnp.dtype(dtype).name} (largest finite "
+              f"{float(jnp.finfo(dtype).max):.3g}); use smaller inputs or float64.")
+  return out
 
 
 def float_dtype(*values: Any) -> jnp.dtype:

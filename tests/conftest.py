@@ -14,7 +14,10 @@ from hypothesis import settings
 
 settings.register_profile("relucomp", max_examples=25, deadline=None,
                           derandomize=True, print_blob=True)
-settings.load_profile("relucomp")
+# A long run for benchmarks (e.g. the fuzz module): HYPOTHESIS_PROFILE=relucomp-long.
+settings.register_profile("relucomp-long", max_examples=1000, deadline=None,
+                          derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "relucomp"))
 
 
 @contextlib.contextmanager
