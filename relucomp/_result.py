@@ -22,11 +22,18 @@ class FitResult(struct.PyTreeNode):
     params: the trained MLP, ``depth + 1`` layers ``{"kernel", "bias"}``, on
       the raw scale of ``x`` and ``y``:
       ``mlp_apply(params, x[:, None])[:, 0]`` is the prediction.
-    mse: final training MSE in the units of ``y`` (scalar array).
+    mse: final training MSE in the units of ``y`` (scalar array), computed
+      from the loss on the normalised scale as ``(loss * yscale) * yscale``
+      so that it is finite whenever the dtype can hold it; where ``y``'s
+      range squared is outside the dtype's range (float32 targets of
+      ``1e-30`` or ``1e25``) it under- or overflows: then read ``rmse``.
+    rmse: the root of ``mse``, ``sqrt(loss) * yscale``: representable for
+      any finite ``y`` (``None`` in files saved before it existed).
     history: the training loss before each step of both stages, shape
       ``(pretrain_steps + finetune_steps,)``, in the units of ``y``. Stage 1
       losses come from the closed form, stage 2 losses from the MLP.
-    diverged: true if the loss became NaN or inf (then ``mse`` is not a
+    diverged: true if the loss on the normalised scale became NaN or inf
+      (judged there, not in the units of ``y``; then ``mse`` is not a
       valid fit).
     pretrained: for two-stage methods, the stage-1 result on the
       normalised scale (``t = INSET + (1 - 2 INSET)(x - lo)/(hi - lo)``,
@@ -73,6 +80,7 @@ class FitResult(struct.PyTreeNode):
   y_range: jax.Array
   sign: jax.Array
   learning_rate: jax.Array
+  rmse: Optional[jax.Array] = None
   method: str = struct.field(pytree_node=False, default="enforced")
   depth: int = struct.field(pytree_node=False, default=5)
   pretrain_steps: int = struct.field(pytree_node=False, default=0)

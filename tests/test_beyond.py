@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -83,7 +84,7 @@ def test_dc_stage2_starts_from_the_stage1_difference(x64):
   assert relucomp.linear_pieces_1d(res.params, x.min(), x.max()).count == 15
 
 
-def test_dc_same_key_same_result_and_vmap_matches_loop(x64):
+def test_dc_same_key_same_result_and_keys_differ(x64):
   x = np.linspace(0.0, 2.0, 30)
   y = np.cos(3.0 * x)
   kw = dict(method="dc", depth=DEPTH, pretrain_steps=10, finetune_steps=10)
@@ -91,11 +92,9 @@ def test_dc_same_key_same_result_and_vmap_matches_loop(x64):
   again = relucomp.fit(x, y, key=jax.random.key(0), **kw)
   np.testing.assert_array_equal(np.asarray(again.params[0]["kernel"]),
                                 np.asarray(one.params[0]["kernel"]))
+  # vmap against a loop: tests/test_vmap_loop.py (with a derived tolerance).
   keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
   both = jax.vmap(lambda k: relucomp.fit(x, y, key=k, **kw))(keys)
-  np.testing.assert_allclose(np.asarray(both.mse[0]), np.asarray(one.mse), rtol=1e-9)
-  np.testing.assert_allclose(np.asarray(both.history[0]), np.asarray(one.history),
-                             rtol=1e-9)
   assert both.mse[0] != both.mse[1]
 
 
@@ -150,10 +149,17 @@ def test_compositional_net_is_its_plain_mlp(x64):
 
 
 def test_compositional_vmap_over_keys(comp32):
-  x, y, res, _ = comp32
-  keys = jnp.stack([jax.random.key(0), jax.random.key(5)])
-  both = jax.vmap(lambda k: relucomp.fit(x, y, key=k, method="compositional",
-                                         depth=DEPTH, **STEPS))(keys)
+  # vmap over keys trains the same models as one call per key. Checked with
+  # Adam in stage 2 (the tolerance of the test before block Gauss-Newton
+  # became the default): the default stage 2 keeps or rejects each step on a
+  # comparison of two sums and solves systems that grow badly conditioned as
+  # the damping falls, so the rounding differences of the two compiled
+  # programs can change its path by more than this.
+  x, y, _, _ = comp32
+  fit = lambda k: relucomp.fit(x, y, key=k, method="compositional", depth=DEPTH,
+                               optimizer=(None, optax.adam(3e-4)), **STEPS)
+  res = fit(jax.random.key(0))
+  both = jax.vmap(fit)(jnp.stack([jax.random.key(0), jax.random.key(5)]))
   np.testing.assert_allclose(np.asarray(both.mse[0]), np.asarray(res.mse), rtol=1e-3)
   assert both.mse[0] != both.mse[1]
 
