@@ -23,7 +23,7 @@ the first one at every depth; the exact local Lipschitz constant
 Frobenius norm of each layer's kernel gradient at step 0 and at the end
 (table: the first layer's, the last layer's and their ratio).
 
-    python benchmarks/stability.py                 # quick: depths 2, 5, 10, 20, 30; 600 steps
+    python benchmarks/stability.py                 # quick: depths 2, 5, 10, 20, 30; 600 steps; 2 seeds
     python benchmarks/stability.py --full          # depths 2..30; 3000 steps; 3 seeds
 """
 
@@ -32,12 +32,17 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import pathlib
 import statistics
 import sys
 import time
 
-import jax
+# The SVDs of the constraint are small: OpenBLAS's own threads only contend
+# with XLA's (on a busy 2-core machine they made a 64-wide SVD 30 times slower).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -150,6 +155,8 @@ def summarise(runs: list[dict]) -> list[dict]:
           for i in range(len(rs[0]["end"]["grad_norms"]))]
     rows.append({
         "net": net, "constrained": constrained, "depth": depth, "seeds": len(rs),
+        # constant on the data: no active path at any training point (exact 0)
+        "collapsed": sum(r["end"]["local_max"] == 0.0 for r in rs),
         **{f: _median(rs, f) for f in ("mse", "bound_spectral", "bound_max_weight", "ends",
                                        "hidden_norm_max", "local_max")},
         "bound_spectral_start": _median(rs, "bound_spectral", "start"),
@@ -180,13 +187,13 @@ def _label(row):
 
 def print_table(rows: list[dict]) -> None:
   head = (f"{'net':<28}{'depth':>6}{'MSE':>11}{'bound(ii)':>11}{'bound(i)':>11}{'ends':>9}"
-          f"{'hidden':>8}{'local':>8}{'g1/gL 0':>10}{'g1/gL end':>11}")
+          f"{'hidden':>8}{'local':>8}{'dead':>6}{'g1/gL 0':>10}{'g1/gL end':>11}")
   print(head)
   print("-" * len(head))
   for r in rows:
     print(f"{_label(r):<28}{r['depth']:>6}{r['mse']:>11.2e}{r['bound_spectral']:>11.2e}"
           f"{r['bound_max_weight']:>11.2e}{r['ends']:>9.2f}{r['hidden_norm_max']:>8.3f}"
-          f"{r['local_max']:>8.2f}"
+          f"{r['local_max']:>8.2f}{r['collapsed']:>4}/{r['seeds']}"
           f"{_ratio(r['grad_first_start'], r['grad_last_start']):>10}"
           f"{_ratio(r['grad_first_end'], r['grad_last_end']):>11}")
 
@@ -215,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
   if args.steps is None:
     args.steps = 3000 if args.full else 600
   if args.seeds is None:
-    args.seeds = 3 if args.full else 1
+    args.seeds = 3 if args.full else 2
   if min(depths) < 2 or args.steps < 1 or args.seeds < 1:
     parser.error("depths must be >= 2 and --steps, --seeds >= 1")
 
@@ -255,14 +262,17 @@ def markdown(result: dict) -> str:
       "(largest hidden weight, paths); ends: $\\|W_1\\|_2 \\|W_L\\|_2$; largest hidden "
       "norm: the largest spectral norm of a hidden kernel; local: exact "
       "$\\|A\\|_2$, largest over the training points; $g_1 / g_L$: Frobenius norm of "
-      "the first layer's kernel gradient over the last layer's, at step 0 and at the end.",
+      "the first layer's kernel gradient over the last layer's, at step 0 and at the end; "
+      "collapsed: seeds whose trained network is constant on the data (exact local "
+      "constant 0 at every training point).",
       "",
-      "| net | $d$ | final MSE | bound (ii) at start | bound (ii) | bound (i) | ends | "
-      "largest hidden norm | local | $g_1 / g_L$ step 0 | $g_1 / g_L$ end |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+      "| net | $d$ | final MSE | collapsed | bound (ii) at start | bound (ii) | bound (i) | "
+      "ends | largest hidden norm | local | $g_1 / g_L$ step 0 | $g_1 / g_L$ end |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
   for r in result["rows"]:
     lines.append(
-        f"| {_label(r)} | {r['depth']} | {r['mse']:.2e} | {r['bound_spectral_start']:.2e} | "
+        f"| {_label(r)} | {r['depth']} | {r['mse']:.2e} | {r['collapsed']}/{r['seeds']} | "
+        f"{r['bound_spectral_start']:.2e} | "
         f"{r['bound_spectral']:.2e} | {r['bound_max_weight']:.2e} | {r['ends']:.2f} | "
         f"{r['hidden_norm_max']:.3f} | {r['local_max']:.2f} | {_ratio(r['grad_first_start'], r['grad_last_start'])} | "
         f"{_ratio(r['grad_first_end'], r['grad_last_end'])} |")
