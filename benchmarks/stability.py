@@ -21,10 +21,10 @@ Reported per run: final MSE; the global Lipschitz bounds of
 the first one at every depth; the exact local Lipschitz constant
 (:func:`relucomp.local_lipschitz`, largest over the training points); and the
 Frobenius norm of each layer's kernel gradient at step 0 and at the end
-(table: the first layer's, the last layer's and their ratio).
+(the table: the first layer's over the last layer's; the JSON: every layer's).
 
-    python benchmarks/stability.py                 # quick: depths 2, 5, 10, 20, 30; 600 steps; 2 seeds
-    python benchmarks/stability.py --full          # depths 2..30; 3000 steps; 3 seeds
+    python benchmarks/stability.py          # quick: depths 2, 5, 10, 20, 30; 600 steps; 2 seeds
+    python benchmarks/stability.py --full   # depths 2..30; 3000 steps; 3 seeds
 """
 
 from __future__ import annotations
