@@ -37,7 +37,7 @@ def _sorted(patterns, width):
   return full[np.lexsort(full.T[::-1])]
 
 
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seed=st.integers(0, 2 ** 31 - 1), dtype=st.sampled_from(DTYPES),
        hidden=st.lists(st.integers(1, 6), min_size=1, max_size=3),
        integer=st.booleans(), width=st.sampled_from([1.0, 10.0, 1e8]))
@@ -53,7 +53,7 @@ def test_1d_counts_are_the_exact_counts_of_the_stored_weights(seed, dtype, hidde
   assert relucomp.linear_pieces_1d(params, lo, hi).count == pieces
 
 
-@settings(max_examples=12)
+@settings(max_examples=8)
 @given(seed=st.integers(0, 2 ** 31 - 1), dtype=st.sampled_from(DTYPES),
        hidden=st.lists(st.integers(2, 5), min_size=1, max_size=2), integer=st.booleans())
 def test_2d_regions_are_the_exact_regions_of_the_stored_weights(seed, dtype, hidden, integer):

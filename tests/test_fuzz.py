@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 
 import relucomp
 
-EXAMPLES = max(6, settings().max_examples // 3)
+EXAMPLES = max(4, settings().max_examples // 4)
 
 FLOATS = [jnp.bfloat16, np.float16, np.float32, np.float64]
 OTHER = [np.int32, np.bool_, np.complex64]
