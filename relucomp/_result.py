@@ -109,4 +109,12 @@ def make_result(out: dict, *, method: str, depth: int, n1: int, n2: int,
     warnings.warn(f"training diverged (loss became NaN or inf) with method={method!r}; "
                   "result.diverged is set and result.mse is not a valid fit.",
                   RuntimeWarning, stacklevel=stacklevel)
+    return result
+  mse, rmse = v.concrete(result.mse), v.concrete(result.rmse)
+  if (d is not None and d.ndim == 0 and mse is not None and rmse is not None
+      and rmse > 0 and not 0 < mse < float("inf")):
+    warnings.warn(f"the fit's MSE ({float(rmse):.3g} squared) is outside the range of "
+                  f"{mse.dtype}, so result.mse is {float(mse)}; result.rmse holds it "
+                  "(enable float64 for an mse in range).", UserWarning,
+                  stacklevel=stacklevel)
   return result
