@@ -173,7 +173,7 @@ def relative_steps(inner: optax.GradientTransformation) -> optax.GradientTransfo
 
 
 def _given(optimizer: Any) -> tuple[Any, Any]:
-  if optimizer is None:
+  if optimizer is None or (isinstance(optimizer, str) and optimizer == "adam"):
     return None, None
   if isinstance(optimizer, optax.GradientTransformation):
     return optimizer, optimizer
@@ -239,13 +239,16 @@ class Trainer:
 
 def run_steps(residual_fn: Callable[[Any], jax.Array], params: Any,
               tx: optax.GradientTransformation, steps: int,
-              keep: bool = False) -> tuple[Any, jax.Array, Any]:
+              keep: bool = False, batched: Optional[tuple[Callable, Any]] = None
+              ) -> tuple[Any, jax.Array, Any]:
   """``steps`` optimiser steps on the mean squared ``residual_fn`` in one ``lax.scan``.
 
   Returns the params, the loss before each step and, with ``keep``, the
   params after every step stacked along a leading axis (else ``None``).
   Each optimiser gets the extra arguments it takes (see
-  :func:`relucomp._levenberg.update`).
+  :func:`relucomp._levenberg.update`); ``batched = (residual_fn(params,
+  batch), batch)`` goes to a transformation that takes it instead
+  (:func:`relucomp._levenberg.takes_batch`).
   """
   if steps == 0:
     empty = jnp.zeros((0,), jax.tree.leaves(params)[0].dtype)
@@ -255,7 +258,10 @@ def run_steps(residual_fn: Callable[[Any], jax.Array], params: Any,
   def step(carry, _):
     p, s = carry
     loss, grads = jax.value_and_grad(loss_fn)(p)
-    updates, s = _levenberg.update(tx, grads, s, p, loss, loss_fn, residual_fn)
+    if batched is not None and _levenberg.takes_batch(tx):
+      updates, s = tx.update(grads, s, p, residual_fn=batched[0], batch=batched[1])
+    else:
+      updates, s = _levenberg.update(tx, grads, s, p, loss, loss_fn, residual_fn)
     p = optax.apply_updates(p, updates)
     return (p, s), (loss, p if keep else None)
 
@@ -307,13 +313,16 @@ def train(trainer: Trainer, x: jax.Array, y: jax.Array, key: jax.Array, lr: jax.
   raw1 = lambda p: raw(trainer.stage2_start(p, aux))
   if trainer.two_stage:
     p, hist1, traj1 = run_steps(lambda p: trainer.predict1(p, aux, xn) - z, start, opt1,
-                                n1, keep)
+                                n1, keep, batched=(
+                                    lambda p, b: trainer.predict1(p, aux, b[0]) - b[1],
+                                    (xn, z)))
     q0, first_mlp, pretrained = trainer.stage2_start(p, aux), raw1(start), (
         trainer.pretrained(p, aux))
   else:
     q0, hist1, traj1, first_mlp, pretrained = start, None, None, raw(start), None
   residual2 = lambda q: trainer.predict2(q, aux, xn) - z
-  q, hist2, traj2 = run_steps(residual2, q0, opt2, n2, keep)
+  q, hist2, traj2 = run_steps(residual2, q0, opt2, n2, keep, batched=(
+      lambda q, b: trainer.predict2(q, aux, b[0]) - b[1], (xn, z)))
   history = hist2 if hist1 is None else jnp.concatenate([hist1, hist2])
   loss = jnp.mean(residual2(q) ** 2)
   diverged = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(history)))
@@ -350,12 +359,14 @@ def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, A
                      f"got {learning_rate!r}.")
   v.require(lambda a: jnp.isfinite(a) & (a > 0), lr,
             f"learning_rate must be positive and finite; got {learning_rate!r}.")
+  if isinstance(optimizer, str) and optimizer == "adam":
+    return lr, "adam"    # the Adam defaults, also where a family defaults to second order
   if optimizer is not None:
     pair = (optimizer,) if isinstance(optimizer, optax.GradientTransformation) else optimizer
     if not (isinstance(pair, (tuple, list)) and len(pair) in (1, 2) and all(
         o is None or isinstance(o, optax.GradientTransformation) for o in pair)):
-      raise ValueError("optimizer must be None, an optax GradientTransformation or "
-                       "a pair (stage 1, stage 2) of them, where None keeps that stage's "
+      raise ValueError("optimizer must be None, \"adam\", an optax GradientTransformation "
+                       "or a pair (stage 1, stage 2) of them, where None keeps that stage's "
                        f"default; got {optimizer!r}.")
     if len(pair) == 1:
       optimizer = pair[0]
