@@ -25,7 +25,7 @@ import pytest
 import relucomp
 
 # Every process is killed after this many seconds: a hang fails the test.
-DEADLINE_S = 150
+DEADLINE_S = 300
 SETTINGS = dict(method="kaiming", depth=2, pretrain_steps=0, finetune_steps=20)
 N_POINTS, N_MODELS = 40, 3
 
