@@ -113,8 +113,8 @@ def local_complexity(params: Any, x: ArrayLike, *, radius: float, key: jax.Array
   activation regions of the network that the disc of radius ``radius``
   centred at ``x[i]`` in that plane meets (exactly: the plane's square
   ``[-radius, radius]^2`` is partitioned by :func:`regions_2d` of the
-  network composed with the plane, its first layer by compensated
-  products, and each region whose polygon comes closer than ``radius`` to
+  network composed with the plane, its bias by compensated products, and
+  each region whose polygon comes closer than ``radius`` to
   the centre counts). With ``kind="segment"`` each plane is replaced by a
   segment ``x[i] + t u``, ``|t| <= radius``, along one random unit
   direction ``u``, and its activation regions are counted. The directions

@@ -14,15 +14,18 @@ plane: a plain float64 dot product there has an error of about ``n_in *
 eps * sum_i |origin_i K_ij|``, which, measured in units of the neuron's
 change across the plane (``|u @ K|``), grows with ``|origin| / |u|``: a
 plane through three nearby points far from the origin (short axes) would
-see its lines moved by a visible fraction of its size. The composed
-coefficients are therefore computed with compensated (error-free
-transformation) products, :func:`compensated_matmul`, accurate to about one
-rounding of the result plus ``(log2(n) eps)^2`` times the sum of the terms'
-absolute values, whatever the cancellation or the axes' lengths. The 2-D and
-1-D enumerations then see the plane's network to within a few units of
-roundoff of its own coefficients, which their zero tolerance (``value_rtol``,
-by default the one :func:`regions_2d` picks for the *given* weights' dtype)
-covers with a wide margin.
+see its lines moved by a visible fraction of its size. The composed bias is
+therefore computed with compensated (error-free transformation) products,
+:func:`compensated_matmul`, accurate to about one rounding of the result
+plus ``(log2(n) eps)^2`` times the sum of the terms' absolute values,
+whatever the cancellation or the axes' lengths. The axes' coefficients
+``u @ K`` come from a plain product: their error, ``n_in eps`` of their own
+terms, tilts a line by that relative amount and is not amplified. The 2-D
+and 1-D enumerations then see the plane's network to within a few units of
+roundoff (``n_in`` units for the slopes) of its own coefficients, which
+their zero tolerance (``value_rtol``, by default the one :func:`regions_2d`
+picks for the *given* weights' dtype, ``1e-10`` or coarser) covers with a
+wide margin.
 """
 
 from __future__ import annotations
@@ -142,16 +145,18 @@ def compose_first_layer(layers: list[tuple[np.ndarray, np.ndarray]], origin: np.
                         axes: np.ndarray) -> list[dict[str, np.ndarray]]:
   """The network composed with ``x = origin + y @ axes`` (``axes`` ``(k, n_in)``).
 
-  Returns float64 params of ``k`` inputs; the first layer's coefficients by
-  :func:`compensated_matmul` (bias included in the product).
+  Returns float64 params of ``k`` inputs. The composed bias ``origin @ K +
+  b`` by :func:`compensated_matmul` (it cancels where a line crosses, and its
+  error in units of the plane grows with ``|origin| / |axes|``); the axes'
+  coefficients ``axes @ K`` by a plain product, whose error (``n_in eps``
+  of the axes' own terms) only tilts a line by that relative amount.
   """
   kernel, bias = layers[0]
   k = axes.shape[0]
-  rows = np.zeros((k + 1, kernel.shape[0] + 1))
-  rows[:k, :-1] = axes
-  rows[k, :-1] = origin
-  rows[k, -1] = 1.0
-  first = compensated_matmul(rows, np.vstack([kernel, bias[None, :]]))
+  row = np.append(origin, 1.0)[None, :]
+  with np.errstate(over="ignore", invalid="ignore"):
+    first = np.vstack([axes @ kernel,
+                       compensated_matmul(row, np.vstack([kernel, bias[None, :]]))])
   if not np.all(np.isfinite(first)):
     raise ValueError("points must be of moderate size: the plane's (or segment's) "
                      "first-layer coefficients overflow float64.")
@@ -261,9 +266,9 @@ def plane_regions(params: Any, points: ArrayLike, *, lo: Any = DEFAULT_LO,
   activation pattern, so it is the map :func:`affine_map` gives at any
   point of the region.
 
-  Exactness and tolerance: the composed first layer is computed with
-  compensated products (about one rounding of each coefficient, whatever
-  the cancellation or the lengths of the axes; see the module notes), and
+  Exactness and tolerance: the composed bias is computed with compensated
+  products (about one rounding, whatever the cancellation or the lengths
+  of the axes), the slopes with a plain product (see the module notes), and
   the enumeration's zero tolerance is that of :func:`regions_2d` for the
   given weights' dtype (``1e-10`` relative for float64 weights, 100 units
   of roundoff for coarser ones), which is far above the composition's
@@ -343,7 +348,7 @@ def segment_pieces(params: Any, start: ArrayLike, end: ArrayLike, *, merge: bool
 
   The segment is ``x(t) = start + t (end - start)`` for ``t`` in ``[0, 1]``;
   its pieces are those of :func:`linear_pieces_1d` applied to the network
-  composed with ``x(t)`` (first layer by compensated products, as in
+  composed with ``x(t)`` (its bias by compensated products, as in
   :func:`plane_regions`; zero tolerance of the given weights' dtype).
 
   Args:
