@@ -90,10 +90,10 @@ def parameter_blocks(params: Any) -> Any:
     >>> import relucomp
     >>> layer = relucomp.CompositionalDense(2, 1, depth=2, units=3, rngs=nnx.Rngs(0))
     >>> labels = relucomp.parameter_blocks(nnx.state(layer, nnx.Param))
-    >>> print(labels["projection_kernel"])
+    >>> print(labels["projection_kernel"][...])    # an nnx.Param holding the labels
     [[0 1 2]
      [0 1 2]]
-    >>> print(labels["combine_kernel"].ravel(), labels["combine_bias"])
+    >>> print(labels["combine_kernel"][...].ravel(), labels["combine_bias"][...])
     [3 3 3] [3]
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
@@ -147,7 +147,7 @@ class BlockGaussNewtonState(NamedTuple):
   Example:
     >>> import jax.numpy as jnp, relucomp
     >>> state = relucomp.block_gauss_newton().init({"w": jnp.zeros(3)})
-    >>> print(float(state.damping), int(state.accepted), state.previous.shape)
+    >>> print(round(float(state.damping), 6), int(state.accepted), state.previous.shape)
     0.001 0 (3,)
   """
   damping: jax.Array
