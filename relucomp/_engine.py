@@ -117,8 +117,20 @@ def mlp_predict(mlp: Params, xn: jax.Array) -> jax.Array:
   else:
     h = xn @ first["kernel"] + first["bias"]
   for layer in mlp[1:]:
-    h = jax.nn.relu(h) @ layer["kernel"] + layer["bias"]
+    h = _small_matmul(jax.nn.relu(h), layer["kernel"]) + layer["bias"]
   return h[:, 0]
+
+
+def _small_matmul(h: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``h @ kernel``; for narrow layers as products and a sum over the short axis.
+
+  XLA rounds a batched matrix product (``jax.vmap`` of fits) differently
+  from the unbatched one, and training amplifies that; the elementwise form
+  rounds the same batched or not. Wide layers keep the matrix product.
+  """
+  if max(kernel.shape) > 16:
+    return h @ kernel
+  return jnp.sum(h[..., :, None] * kernel, axis=-2)
 
 
 # --------------------------------------------------------------------------
@@ -328,6 +340,7 @@ def train(trainer: Trainer, x: jax.Array, y: jax.Array, key: jax.Array, lr: jax.
   diverged = ~(jnp.isfinite(loss) & jnp.all(jnp.isfinite(history)))
   snapshots = snapshots_every(track, n1, n2, first_mlp, traj1, raw1, traj2, raw)
   return dict(params=raw(q), mse=_in_y_units(loss, problem.yscale),
+              rmse=jnp.sqrt(loss) * problem.yscale,
               history=_in_y_units(history, problem.yscale), diverged=diverged,
               pretrained=pretrained, snapshots=snapshots, interval=problem.interval,
               y_range=problem.y_range,
