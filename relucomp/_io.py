@@ -46,6 +46,8 @@ _INT_SETTINGS = ("depth", "pretrain_steps", "finetune_steps", "track_pieces_ever
 _SETTINGS = ("method", "depth", "pretrain_steps", "finetune_steps", "track_pieces_every",
              "curvature", "optimizer", "n_params")
 _ARRAYS = ("mse", "history", "diverged", "interval", "y_range", "sign", "learning_rate")
+#: Arrays a result may lack (``rmse``: results made before it existed).
+_OPTIONAL_ARRAYS = ("rmse",)
 _PRETRAINED = ("bias", "peaks", "scales", "slope")
 _FLOATS = (np.float16, np.float32, np.float64, jnp.bfloat16)
 
@@ -84,7 +86,8 @@ def _serialise(result: FitResult) -> bytes:
   settings["track_pieces_every"] = settings["track_pieces_every"] or 0
   state = {
       "settings": settings,
-      "arrays": {k: np.asarray(getattr(result, k)) for k in _ARRAYS},
+      "arrays": {k: np.asarray(getattr(result, k)) for k in _ARRAYS + _OPTIONAL_ARRAYS
+                 if getattr(result, k) is not None},
       "params": {str(i): _to_numpy(layer) for i, layer in enumerate(result.params)},
   }
   if result.pretrained is not None:
@@ -217,15 +220,20 @@ def _check_state(state: Any, where: str) -> None:
   extra = set(state) - {"settings", "arrays", "params", "pretrained", "snapshots"}
   if extra:
     raise ValueError(f"{where}the payload has unknown fields {sorted(extra)}.")
-  for section, keys in (("settings", _SETTINGS), ("arrays", _ARRAYS)):
-    if not isinstance(state[section], dict) or set(state[section]) != set(keys):
-      raise ValueError(f"{where}{section} must have exactly the fields {keys}.")
+  for section, keys, optional in (("settings", _SETTINGS, ()),
+                                  ("arrays", _ARRAYS, _OPTIONAL_ARRAYS)):
+    fields = set(state[section]) if isinstance(state[section], dict) else None
+    if fields is None or not set(keys) <= fields <= set(keys + optional):
+      raise ValueError(f"{where}{section} must have exactly the fields {keys}"
+                       + (f" and optionally {optional}" if optional else "") + ".")
   _check_settings(state["settings"], where)
   settings, arrays = state["settings"], state["arrays"]
   batch = _shape_of(state, "arrays", "mse")
   steps = settings["pretrain_steps"] + settings["finetune_steps"]
   expected = {"history": batch + (steps,), "diverged": batch, "y_range": batch + (2,),
               "sign": batch, "learning_rate": batch + (2,)}
+  if "rmse" in arrays:
+    expected["rmse"] = batch
   for key, shape in expected.items():
     if _shape_of(state, "arrays", key) != shape:
       raise ValueError(f"{where}arrays.{key} must have shape {shape}; got "
@@ -237,7 +245,7 @@ def _check_state(state: Any, where: str) -> None:
                      f"{batch + ('n_in', 2)}; got {shape}.")
   if arrays["diverged"].dtype != np.bool_:
     raise ValueError(f"{where}arrays.diverged must be boolean; got {arrays['diverged'].dtype}.")
-  for key in _ARRAYS:
+  for key in _ARRAYS + tuple(k for k in _OPTIONAL_ARRAYS if k in arrays):
     if key != "diverged":
       _check_float(arrays[key], f"{where}arrays.{key}")
   params = _check_layers(state["params"], f"{where}params", batch)
@@ -383,4 +391,5 @@ def _build(state: dict, path: Any) -> FitResult:
       params=layers(state["params"]),
       pretrained=None if pretrained is None else {k: jnp.asarray(a) for k, a in pretrained.items()},
       snapshots=None if snapshots is None else layers(snapshots),
-      **{k: jnp.asarray(state["arrays"][k]) for k in _ARRAYS}, **settings)
+      **{k: jnp.asarray(state["arrays"][k]) for k in _ARRAYS + _OPTIONAL_ARRAYS
+         if k in state["arrays"]}, **settings)
