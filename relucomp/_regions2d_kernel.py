@@ -236,6 +236,176 @@ def _maps_of(cell, src, base, line_off, line_ids, line_maps, act, act_at, width,
             out[row, 3 + r, o] += weight * abs(kernel[j, o])
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _room_for_polygon(size, pool, stack, z, lines_needed, next_line_ids):
+  """``_DONE`` if the scratch buffers hold a polygon of ``size`` vertices, else which is full."""
+  if size > pool.shape[0]:
+    return _FULL_POOL
+  if stack.shape[0] < 2:
+    return _FULL_STACK
+  if 4 * size > z.shape[0]:
+    return _FULL_SCRATCH
+  if lines_needed > next_line_ids.shape[0]:
+    return _FULL_LINES
+  return _DONE
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _states(maps, xy, start, stop, rtol, z, state, lines):
+  """The neurons' states on a polygon; its lines (in increasing order) and their number."""
+  c0, c1, r0, r1, e0, e1 = _box(xy, start, stop)
+  n_lines = 0
+  for j in range(maps.shape[2]):
+    a0 = maps[0, 0, j]
+    a1 = maps[0, 1, j]
+    b = maps[0, 2, j]
+    m0 = maps[0, 3, j]
+    m1 = maps[0, 4, j]
+    mb = maps[0, 5, j]
+    sign = _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol)
+    if sign != 0:
+      state[j] = _ACTIVE if sign > 0 else _INACTIVE
+      continue
+    is_pos, is_neg = _values(xy, start, stop, a0, a1, b, m0, m1, mb, rtol, z)
+    if is_pos and is_neg:
+      state[j] = _LINE
+      lines[n_lines] = j
+      n_lines += 1
+    else:
+      state[j] = _ACTIVE if is_pos else _INACTIVE
+  return n_lines
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _store_cell(pool, q0, kq, p, state, lines, n_lines, st_state, at, out_xy, out_off,
+                src_all, act_all, n_v, count, n_src, n_act, max_cells):
+  """Appends the piece ``pool[q0:q0 + kq]`` of polygon ``p`` to the cells.
+
+  Returns ``(status, n_v, count, n_src, n_act)``: the outputs' new sizes,
+  or the old ones with the status of the buffer that is full.
+  """
+  m = state.shape[0]
+  if count >= max_cells:
+    return _TOO_MANY, n_v, count, n_src, n_act
+  if n_v + kq > out_xy.shape[0]:
+    return _FULL_VERTICES, n_v, count, n_src, n_act
+  if (count + 2 > out_off.shape[0] or n_src + 1 > src_all.shape[0]
+      or n_act + m > act_all.shape[0]):
+    return _FULL_CELLS, n_v, count, n_src, n_act
+  for i in range(kq):
+    for col in range(5):
+      out_xy[n_v + i, col] = pool[q0 + i, col]
+  out_off[count + 1] = n_v + kq
+  src_all[n_src] = p
+  for j in range(m):
+    act_all[n_act + j] = state[j] == _ACTIVE
+  for c in range(n_lines):
+    act_all[n_act + lines[c]] = st_state[at + c]
+  return _DONE, n_v + kq, count + 1, n_src + 1, n_act + m
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _split(pool, q0, kq, z, part, maps, j):
+  """Cuts the piece ``pool[q0:q0 + kq]`` by line ``j`` (values ``z``) into ``part``.
+
+  First the part ``z <= 0``, then the part ``z >= 0``. Each point carries
+  the line of the edge that leaves it: its old edge's if the start of that
+  edge lies on this side, else line ``j``. Returns ``(k_neg, k_all)``, the
+  end of the first part and of both.
+  """
+  l0, l1, l2 = _unit_line(maps[0, 0, j], maps[0, 1, j], maps[0, 2, j])
+  k_neg = 0
+  k_all = 0
+  for side in range(2):
+    for i in range(kq):
+      nxt = i + 1 if i + 1 < kq else 0
+      zi = z[i]
+      zn = z[nxt]
+      if (zi <= 0.0) if side == 0 else (zi >= 0.0):
+        after = zi if zi != 0.0 else zn
+        _emit(part, k_all, pool[q0 + i, 0], pool[q0 + i, 1], pool, q0 + i,
+              (after <= 0.0) if side == 0 else (after >= 0.0), l0, l1, l2)
+        k_all += 1
+      if (zi > 0.0 and zn < 0.0) or (zi < 0.0 and zn > 0.0):
+        x, y = _crossing(pool, q0 + i, q0 + nxt, zi, zn, l0, l1, l2)
+        _emit(part, k_all, x, y, pool, q0 + i, (zn < 0.0) if side == 0 else (zn > 0.0),
+              l0, l1, l2)
+        k_all += 1
+    if side == 0:
+      k_neg = k_all
+  return k_neg, k_all
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _next_lines_and_base(p, maps, state, lines, n_lines, n_l, next_kernel, next_bias,
+                         next_line_ids, next_line_maps, next_line_off, next_base):
+  """Polygon ``p``'s lines for the next layer, and its base there.
+
+  The base: the maps' columns of its active neurons (not lines) times the
+  next kernel, plus the next bias on the constant row (rows 3-5: the same
+  with magnitudes). Returns the new number of lines.
+  """
+  n = next_kernel.shape[1]
+  for c in range(n_lines):
+    next_line_ids[n_l + c] = lines[c]
+    for r in range(3):
+      next_line_maps[n_l + c, r] = maps[0, r, lines[c]]
+  n_l += n_lines
+  next_line_off[p + 1] = n_l
+  for r in range(6):
+    for o in range(n):
+      next_base[p, r, o] = 0.0
+  for j in range(state.shape[0]):
+    if state[j] == _ACTIVE:
+      w0 = maps[0, 0, j]
+      w1 = maps[0, 1, j]
+      w2 = maps[0, 2, j]
+      for o in range(n):
+        k = next_kernel[j, o]
+        next_base[p, 0, o] += w0 * k
+        next_base[p, 1, o] += w1 * k
+        next_base[p, 2, o] += w2 * k
+        k = abs(k)
+        next_base[p, 3, o] += w0 * k
+        next_base[p, 4, o] += w1 * k
+        next_base[p, 5, o] += w2 * k
+  for o in range(n):
+    next_base[p, 2, o] += next_bias[o]
+    next_base[p, 5, o] += abs(next_bias[o])
+  return n_l
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _next_cut(pool, q0, q1, maps, lines, n_lines, c, st_state, at, rtol, z):
+  """The first of the lines ``c, c + 1, ...`` that cuts the piece ``pool[q0:q1]``.
+
+  Records the side of every line before it in ``st_state[at:]``; returns
+  ``n_lines`` when none cuts (the piece is a cell), leaving its values in ``z``
+  otherwise.
+  """
+  c0, c1, r0, r1, e0, e1 = _box(pool, q0, q1)
+  while c < n_lines:
+    j = lines[c]
+    a0 = maps[0, 0, j]
+    a1 = maps[0, 1, j]
+    b = maps[0, 2, j]
+    m0 = maps[0, 3, j]
+    m1 = maps[0, 4, j]
+    mb = maps[0, 5, j]
+    sign = _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol)
+    if sign != 0:
+      st_state[at + c] = sign > 0
+      c += 1
+      continue
+    is_pos, is_neg = _values(pool, q0, q1, a0, a1, b, m0, m1, mb, rtol, z)
+    if not (is_pos and is_neg):
+      st_state[at + c] = is_pos
+      c += 1
+      continue
+    return c
+  return n_lines
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, act_prev,
            kernel, next_kernel, next_bias, rtol, z, part, pool, stack, st_state, out_xy,
@@ -277,42 +447,13 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
     start = off[p]
     stop = off[p + 1]
     if depth == 0:
-      if stop - start > pool.shape[0]:
-        status = _FULL_POOL
-        break
-      if stack.shape[0] < 2:
-        status = _FULL_STACK
-        break
-      if 4 * (stop - start) > z.shape[0]:
-        status = _FULL_SCRATCH
-        break
-      if n_l + m > next_line_ids.shape[0]:
-        status = _FULL_LINES
+      status = _room_for_polygon(stop - start, pool, stack, z, n_l + m, next_line_ids)
+      if status != _DONE:
         break
     _maps_of(p, layer_src, base, line_off, line_ids, line_maps, act_all, act_prev, width_prev,
              kernel, maps, 0)
 
-    # The neurons' states on the polygon, and its lines in increasing order.
-    c0, c1, r0, r1, e0, e1 = _box(xy, start, stop)
-    n_lines = 0
-    for j in range(m):
-      a0 = maps[0, 0, j]
-      a1 = maps[0, 1, j]
-      b = maps[0, 2, j]
-      m0 = maps[0, 3, j]
-      m1 = maps[0, 4, j]
-      mb = maps[0, 5, j]
-      sign = _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol)
-      if sign != 0:
-        state[j] = _ACTIVE if sign > 0 else _INACTIVE
-        continue
-      is_pos, is_neg = _values(xy, start, stop, a0, a1, b, m0, m1, mb, rtol, z)
-      if is_pos and is_neg:
-        state[j] = _LINE
-        lines[n_lines] = j
-        n_lines += 1
-      else:
-        state[j] = _ACTIVE if is_pos else _INACTIVE
+    n_lines = _states(maps, xy, start, stop, rtol, z, state, lines)
 
     # Its cells.
     if depth == 0:
@@ -331,81 +472,18 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
       if 4 * kq > z.shape[0]:
         status = _FULL_SCRATCH
         break
-      c0, c1, r0, r1, e0, e1 = _box(pool, q0, q1)
-      c = stack[e, 1]
       at = e * n_lines
-      cut = False
-      while c < n_lines:
-        j = lines[c]
-        a0 = maps[0, 0, j]
-        a1 = maps[0, 1, j]
-        b = maps[0, 2, j]
-        m0 = maps[0, 3, j]
-        m1 = maps[0, 4, j]
-        mb = maps[0, 5, j]
-        sign = _sign_on_box(a0, a1, b, m0, m1, mb, c0, c1, r0, r1, e0, e1, rtol)
-        if sign != 0:
-          st_state[at + c] = sign > 0
-          c += 1
-          continue
-        is_pos, is_neg = _values(pool, q0, q1, a0, a1, b, m0, m1, mb, rtol, z)
-        if not (is_pos and is_neg):
-          st_state[at + c] = is_pos
-          c += 1
-          continue
-        cut = True
-        break
-      if not cut:
+      c = _next_cut(pool, q0, q1, maps, lines, n_lines, stack[e, 1], st_state, at, rtol, z)
+      if c == n_lines:
         # A cell.
-        if count >= max_cells:
-          status = _TOO_MANY
+        status, n_v, count, n_src, n_act = _store_cell(
+            pool, q0, kq, p, state, lines, n_lines, st_state, at, out_xy, out_off, src_all,
+            act_all, n_v, count, n_src, n_act, max_cells)
+        if status != _DONE:
           break
-        if n_v + kq > out_xy.shape[0]:
-          status = _FULL_VERTICES
-          break
-        if (count + 2 > out_off.shape[0] or n_src + 1 > src_all.shape[0]
-            or n_act + m > act_all.shape[0]):
-          status = _FULL_CELLS
-          break
-        for i in range(kq):
-          for col in range(5):
-            out_xy[n_v + i, col] = pool[q0 + i, col]
-        n_v += kq
-        out_off[count + 1] = n_v
-        count += 1
-        src_all[n_src] = p
-        n_src += 1
-        for j in range(m):
-          act_all[n_act + j] = state[j] == _ACTIVE
-        for c in range(n_lines):
-          act_all[n_act + lines[c]] = st_state[at + c]
-        n_act += m
         depth -= 1
         continue
-      # Cut the piece by line c: into `part` the part z <= 0, then the part
-      # z >= 0. Each point carries the line of the edge that leaves it: its
-      # old edge's if the start of that edge lies on this side, else line c.
-      j = lines[c]
-      l0, l1, l2 = _unit_line(maps[0, 0, j], maps[0, 1, j], maps[0, 2, j])
-      k_neg = 0
-      k_all = 0
-      for side in range(2):
-        for i in range(kq):
-          nxt = i + 1 if i + 1 < kq else 0
-          zi = z[i]
-          zn = z[nxt]
-          if (zi <= 0.0) if side == 0 else (zi >= 0.0):
-            after = zi if zi != 0.0 else zn
-            _emit(part, k_all, pool[q0 + i, 0], pool[q0 + i, 1], pool, q0 + i,
-                  (after <= 0.0) if side == 0 else (after >= 0.0), l0, l1, l2)
-            k_all += 1
-          if (zi > 0.0 and zn < 0.0) or (zi < 0.0 and zn > 0.0):
-            x, y = _crossing(pool, q0 + i, q0 + nxt, zi, zn, l0, l1, l2)
-            _emit(part, k_all, x, y, pool, q0 + i, (zn < 0.0) if side == 0 else (zn > 0.0),
-                  l0, l1, l2)
-            k_all += 1
-        if side == 0:
-          k_neg = k_all
+      k_neg, k_all = _split(pool, q0, kq, z, part, maps, lines[c])
       if q0 + k_all > pool.shape[0]:
         status = _FULL_POOL
         break
@@ -427,37 +505,137 @@ def _layer(p, depth, xy, off, base, layer_src, line_off, line_ids, line_maps, ac
     if status != _DONE:
       break
 
-    # Its lines, and its base: the maps' columns of its active neurons (not
-    # lines) times the next kernel, plus the next bias on the constant row.
-    for c in range(n_lines):
-      next_line_ids[n_l + c] = lines[c]
-      for r in range(3):
-        next_line_maps[n_l + c, r] = maps[0, r, lines[c]]
-    n_l += n_lines
-    next_line_off[p + 1] = n_l
-    for r in range(6):
-      for o in range(n):
-        next_base[p, r, o] = 0.0
-    for j in range(m):
-      if state[j] == _ACTIVE:
-        w0 = maps[0, 0, j]
-        w1 = maps[0, 1, j]
-        w2 = maps[0, 2, j]
-        for o in range(n):
-          k = next_kernel[j, o]
-          next_base[p, 0, o] += w0 * k
-          next_base[p, 1, o] += w1 * k
-          next_base[p, 2, o] += w2 * k
-          k = abs(k)
-          next_base[p, 3, o] += w0 * k
-          next_base[p, 4, o] += w1 * k
-          next_base[p, 5, o] += w2 * k
-    for o in range(n):
-      next_base[p, 2, o] += next_bias[o]
-      next_base[p, 5, o] += abs(next_bias[o])
+    n_l = _next_lines_and_base(p, maps, state, lines, n_lines, n_l, next_kernel, next_bias,
+                               next_line_ids, next_line_maps, next_line_off, next_base)
     p += 1
   counts[0], counts[1], counts[2], counts[3], counts[4] = n_v, count, n_src, n_act, n_l
   return status, p, depth
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rectangle(corners):
+  """The rectangle's vertices, each with the unit line of the edge leaving it.
+
+  Each vertex carries ``(y_0, y_1)`` and ``(l_0, l_1, l_2)``: the sides
+  ``y_1 = y0``, ``y_0 = x1``, ``y_1 = y1``, ``y_0 = x0``.
+  """
+  xy = np.zeros((4, 5))
+  xy[0, 0] = xy[3, 0] = corners[0]
+  xy[1, 0] = xy[2, 0] = corners[2]
+  xy[0, 1] = xy[1, 1] = corners[1]
+  xy[2, 1] = xy[3, 1] = corners[3]
+  xy[0, 3] = xy[2, 3] = 1.0
+  xy[0, 4] = -corners[1]
+  xy[2, 4] = -corners[3]
+  xy[1, 2] = xy[3, 2] = 1.0
+  xy[1, 4] = -corners[2]
+  xy[3, 4] = -corners[0]
+  return xy
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _by_size(off, xy):
+  """The regions in the order of their number of vertices.
+
+  Returns ``(order, sizes, vertices)``: the regions' order, how many have
+  each number of vertices, and their vertices ``(y_0, y_1)`` in that order.
+  """
+  count = off.shape[0] - 1
+  most = 0
+  for r in range(count):
+    most = max(most, off[r + 1] - off[r])
+  sizes = np.zeros(most + 1, np.int64)
+  for r in range(count):
+    sizes[off[r + 1] - off[r]] += 1
+  at = np.zeros(most + 1, np.int64)
+  for k in range(1, most + 1):
+    at[k] = at[k - 1] + sizes[k - 1]
+  order = np.empty(count, np.int64)
+  for r in range(count):
+    k = off[r + 1] - off[r]
+    order[at[k]] = r
+    at[k] += 1
+  vertices = np.empty((xy.shape[0], 2))
+  i = 0
+  for r in order:
+    for v in range(off[r], off[r + 1]):
+      vertices[i, 0] = xy[v, 0]
+      vertices[i, 1] = xy[v, 1]
+      i += 1
+  return order, sizes, vertices
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _first_base(layers, m):
+  """The rectangle's maps: the first kernel's rows and the bias (rows 0-2;
+  rows 3-5, the magnitude maps, are zero in the first layer)."""
+  base = np.zeros((1, 6, m))
+  base[0, 0] = layers[:m]
+  base[0, 1] = layers[m:2 * m]
+  base[0, 2] = layers[2 * m:3 * m]
+  return base
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _scratch(widest, tiny):
+  """Scratch buffers ``(z, part, pool, stack, st_state)`` (a stack holds at
+  most one piece per line, plus one)."""
+  z = np.empty(1 if tiny else 64)
+  part = np.empty((z.shape[0], 5))
+  pool = np.empty((1 if tiny else 16 * (widest + 2), 5))
+  stack = np.empty((1 if tiny else widest + 3, 2), np.int64)
+  st_state = np.empty(1 if tiny else (widest + 2) * widest, np.bool_)
+  return z, part, pool, stack, st_state
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _layer_buffers(f, m, n, tiny, counts, src_all, act_all):
+  """The output buffers of a layer of ``f`` polygons, ``m`` neurons, ``n`` next.
+
+  Room for the cells: as many as ``m`` lines in general position make in
+  one polygon, at most four per polygon and 4096 more (grown if needed).
+  """
+  room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
+  out_xy = np.empty((6 * room, 5))
+  out_off = np.zeros(room + 1, np.int64)
+  if counts[2] + room > src_all.shape[0]:
+    src_all = _grow(src_all, counts[2] + room)
+  if counts[3] + room * m > act_all.shape[0]:
+    act_all = _grow(act_all, counts[3] + room * m)
+  next_base = np.empty((f, 6, n))
+  next_line_off = np.zeros(f + 1, np.int64)
+  next_line_ids = np.empty(1 if tiny else 2 * f + m, np.int64)
+  next_line_maps = np.empty((next_line_ids.shape[0], 3))
+  return (out_xy, out_off, src_all, act_all, next_base, next_line_off, next_line_ids,
+          next_line_maps)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _grow_full(status, counts, m, z, part, pool, stack, st_state, out_xy, out_off, src_all,
+               act_all, next_line_ids, next_line_maps):
+  """Grows the buffer that ``status`` names as full; returns every buffer."""
+  if status == _FULL_SCRATCH:
+    z = np.empty(2 * z.shape[0])
+    part = np.empty((z.shape[0], 5))
+  elif status == _FULL_POOL:
+    pool = _grow(pool, 0)
+  elif status == _FULL_STACK:
+    stack = _grow(stack, 2)
+    st_state = _grow(st_state, 0)
+  elif status == _FULL_VERTICES:
+    out_xy = _grow(out_xy, 0)
+  elif status == _FULL_CELLS:
+    if counts[1] + 2 > out_off.shape[0]:
+      out_off = _grow(out_off, 0)
+    if counts[2] + 1 > src_all.shape[0]:
+      src_all = _grow(src_all, 0)
+    if counts[3] + m > act_all.shape[0]:
+      act_all = _grow(act_all, counts[3] + m)
+  else:
+    next_line_ids = _grow(next_line_ids, counts[4] + m)
+    next_line_maps = _grow(next_line_maps, next_line_ids.shape[0])
+  return (z, part, pool, stack, st_state, out_xy, out_off, src_all, act_all, next_line_ids,
+          next_line_maps)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -495,27 +673,10 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False, max_cells=-1):
   # their maps from `base` (one per polygon of the layer before), their
   # sources and that layer's lines (see _maps_of); the rectangle's maps are
   # the first kernel's rows and the bias, without lines.
-  # Each vertex carries (y_0, y_1) and the unit line (l_0, l_1, l_2) of the
-  # edge that leaves it: the rectangle's sides y_1 = y0, y_0 = x1, y_1 = y1,
-  # y_0 = x0.
-  xy = np.zeros((4, 5))
-  xy[0, 0] = xy[3, 0] = corners[0]
-  xy[1, 0] = xy[2, 0] = corners[2]
-  xy[0, 1] = xy[1, 1] = corners[1]
-  xy[2, 1] = xy[3, 1] = corners[3]
-  xy[0, 3] = xy[2, 3] = 1.0
-  xy[0, 4] = -corners[1]
-  xy[2, 4] = -corners[3]
-  xy[1, 2] = xy[3, 2] = 1.0
-  xy[1, 4] = -corners[2]
-  xy[3, 4] = -corners[0]
+  xy = _rectangle(corners)
   off = np.array([0, 4], np.int64)
   m = dims[1]
-  # Rows 0-2: the maps; rows 3-5: the magnitude maps (zero in the first layer).
-  base = np.zeros((1, 6, m))
-  base[0, 0] = layers[:m]
-  base[0, 1] = layers[m:2 * m]
-  base[0, 2] = layers[2 * m:3 * m]
+  base = _first_base(layers, m)
   layer_src = np.zeros(1, np.int64)
   line_off = np.zeros(2, np.int64)
   line_ids = np.zeros(0, np.int64)
@@ -529,12 +690,7 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False, max_cells=-1):
   counts = np.zeros(5, np.int64)
   src_all = np.empty(0, np.int64)
   act_all = np.empty(0, np.bool_)
-  # Scratch (a stack holds at most one piece per line, plus one).
-  z = np.empty(1 if tiny else 64)
-  part = np.empty((z.shape[0], 5))
-  pool = np.empty((1 if tiny else 16 * (widest + 2), 5))
-  stack = np.empty((1 if tiny else widest + 3, 2), np.int64)
-  st_state = np.empty(1 if tiny else (widest + 2) * widest, np.bool_)
+  z, part, pool, stack, st_state = _scratch(widest, tiny)
 
   for h in range(hidden):
     f = off.shape[0] - 1
@@ -543,19 +699,8 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False, max_cells=-1):
     next_kernel = layers[layer_at:layer_at + m * n].reshape(m, n)
     next_bias = layers[layer_at + m * n:layer_at + m * n + n]
     layer_at += m * n + n
-    # Room for the cells: as many as m lines in general position make in
-    # one polygon, at most four per polygon and 4096 more (grown if needed).
-    room = 1 if tiny else min(f * (1 + m + m * (m - 1) // 2), 4 * f + 4096)
-    out_xy = np.empty((6 * room, 5))
-    out_off = np.zeros(room + 1, np.int64)
-    if counts[2] + room > src_all.shape[0]:
-      src_all = _grow(src_all, counts[2] + room)
-    if counts[3] + room * m > act_all.shape[0]:
-      act_all = _grow(act_all, counts[3] + room * m)
-    next_base = np.empty((f, 6, n))
-    next_line_off = np.zeros(f + 1, np.int64)
-    next_line_ids = np.empty(1 if tiny else 2 * f + m, np.int64)
-    next_line_maps = np.empty((next_line_ids.shape[0], 3))
+    (out_xy, out_off, src_all, act_all, next_base, next_line_off, next_line_ids,
+     next_line_maps) = _layer_buffers(f, m, n, tiny, counts, src_all, act_all)
     counts[0] = counts[1] = counts[4] = 0
     p = np.int64(0)
     depth = np.int64(0)
@@ -567,26 +712,9 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False, max_cells=-1):
           limit)
       if status == _DONE or status == _TOO_MANY:
         break
-      if status == _FULL_SCRATCH:
-        z = np.empty(2 * z.shape[0])
-        part = np.empty((z.shape[0], 5))
-      elif status == _FULL_POOL:
-        pool = _grow(pool, 0)
-      elif status == _FULL_STACK:
-        stack = _grow(stack, 2)
-        st_state = _grow(st_state, 0)
-      elif status == _FULL_VERTICES:
-        out_xy = _grow(out_xy, 0)
-      elif status == _FULL_CELLS:
-        if counts[1] + 2 > out_off.shape[0]:
-          out_off = _grow(out_off, 0)
-        if counts[2] + 1 > src_all.shape[0]:
-          src_all = _grow(src_all, 0)
-        if counts[3] + m > act_all.shape[0]:
-          act_all = _grow(act_all, counts[3] + m)
-      else:
-        next_line_ids = _grow(next_line_ids, counts[4] + m)
-        next_line_maps = _grow(next_line_maps, next_line_ids.shape[0])
+      (z, part, pool, stack, st_state, out_xy, out_off, src_all, act_all, next_line_ids,
+       next_line_maps) = _grow_full(status, counts, m, z, part, pool, stack, st_state, out_xy,
+                                    out_off, src_all, act_all, next_line_ids, next_line_maps)
     if status == _TOO_MANY:
       stopped = np.array([h, counts[1], p, f], np.int64)
       return (np.empty((0, 2)), np.zeros(1, np.int64), np.empty((0, 3, dims[n_layers])),
@@ -608,27 +736,7 @@ def enumerate_cells(corners, layers, dims, rtol, tiny=False, max_cells=-1):
   # caller makes each one's vertex array from a block of regions of one size
   # at once): the vertices, the output layer's maps and the patterns.
   count = off.shape[0] - 1
-  most = 0
-  for r in range(count):
-    most = max(most, off[r + 1] - off[r])
-  sizes = np.zeros(most + 1, np.int64)
-  for r in range(count):
-    sizes[off[r + 1] - off[r]] += 1
-  at = np.zeros(most + 1, np.int64)
-  for k in range(1, most + 1):
-    at[k] = at[k - 1] + sizes[k - 1]
-  order = np.empty(count, np.int64)
-  for r in range(count):
-    k = off[r + 1] - off[r]
-    order[at[k]] = r
-    at[k] += 1
-  vertices = np.empty((xy.shape[0], 2))
-  i = 0
-  for r in order:
-    for v in range(off[r], off[r + 1]):
-      vertices[i, 0] = xy[v, 0]
-      vertices[i, 1] = xy[v, 1]
-      i += 1
+  order, sizes, vertices = _by_size(off, xy)
   out = np.empty((count, 3, dims[n_layers]))
   for region in range(count):
     _maps_of(order[region], layer_src, base, line_off, line_ids, line_maps, act_all, act_prev,
