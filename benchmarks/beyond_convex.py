@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   steps = {"pretrain_steps": n, "finetune_steps": n}
   lrs = [float(s) for s in args.kaiming_lrs.split(",")]
   lm = args.lm_steps is not None
-  comp_1d = {"method": "dc", "depth": args.depth_1d}
+  # "adam": the Adam comparison keeps dc's Adam stage 2 (its default is now
+  # Levenberg-Marquardt; --lm-steps compares that).
+  comp_1d = {"method": "dc", "depth": args.depth_1d, "optimizer": "adam"}
   dense_1d = {"method": "kaiming", "depth": args.depth_1d, "width": 8}
   if lm:
     if args.lm_steps < 1:

@@ -84,7 +84,7 @@ def main(argv=None):
     y = jnp.asarray(CURVES[name](np.asarray(x)), x.dtype)
     limit = piecewise_linear_limit(np.asarray(x, np.float64), np.asarray(y, np.float64))
     start = relucomp.fit(x, y, key=jax.random.key(0), pretrain_steps=args.steps,
-                         finetune_steps=0)
+                         finetune_steps=0, optimizer="adam")   # the paper's stage 1
     starts = {"balanced": start.params, "as built": _as_built(start, x, y)}
     s1 = float(start.mse)
     rel = s1 ** 0.5

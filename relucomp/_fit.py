@@ -47,9 +47,10 @@ def _check_settings(method, curvature, depth, pretrain_steps, finetune_steps,
     raise ValueError(f"curvature must be one of {_fit_convex.CURVATURES}; "
                      f"got {curvature!r}.")
   depth = engine.check_int(depth, "depth", 1)
-  n1 = engine.check_int(pretrain_steps, "pretrain_steps", 0)
-  n2 = engine.check_int(finetune_steps, "finetune_steps", 0)
-  if n1 + n2 < 1:
+  # None: the family's default for its optimisers (resolved in fit).
+  n1 = None if pretrain_steps is None else engine.check_int(pretrain_steps, "pretrain_steps", 0)
+  n2 = None if finetune_steps is None else engine.check_int(finetune_steps, "finetune_steps", 0)
+  if n1 is not None and n2 is not None and n1 + n2 < 1:
     raise ValueError("pretrain_steps + finetune_steps must be at least 1; got 0.")
   if track_pieces_every is not None:
     track_pieces_every = engine.check_int(track_pieces_every, "track_pieces_every", 1)
@@ -74,7 +75,8 @@ def _default_width(method: str, x: jax.Array, depth: int, width: Optional[int]) 
 
 
 def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
-        depth: int = 5, pretrain_steps: int = 1000, finetune_steps: int = 1000,
+        depth: int = 5, pretrain_steps: Optional[int] = None,
+        finetune_steps: Optional[int] = None,
         learning_rate: Union[None, float, Sequence[float]] = None,
         optimizer: Any = None, curvature: str = "auto",
         track_pieces_every: Optional[int] = None,
@@ -130,13 +132,19 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
     method: one of the methods above.
     depth: number of hidden layers of each compositional network (``2^depth``
       pieces), or of the dense MLP; ``>= 1``.
-    pretrain_steps: steps of stage 1, ``>= 0``.
-    finetune_steps: steps of stage 2, ``>= 0``.
+    pretrain_steps: steps of stage 1, ``>= 0``; ``None``: the default of
+      the method's default optimisers (second-order: 20 for the 1-D
+      compositional methods, 1000 for ``"dc"``; Adam: 1000).
+    finetune_steps: steps of stage 2, ``>= 0``; ``None``: the default
+      (second-order: 70 for the 1-D compositional methods, 100 for ``"dc"``;
+      Adam: 1000).
     learning_rate: ``None`` (the family's default), a positive number or a
       pair ``(stage 1, stage 2)``, used by the default optimisers.
-    optimizer: ``None``, an optax ``GradientTransformation`` or a pair
-      ``(stage 1, stage 2)`` of them (``None`` entries keep that stage's
-      default).
+    optimizer: ``None`` (the family's default: second-order steps for
+      networks of at most 500 weights, else Adam), ``"adam"`` (Adam in
+      both stages, the paper's scheme), an optax ``GradientTransformation``
+      or a pair ``(stage 1, stage 2)`` of them (``None`` entries keep that
+      stage's Adam default).
     curvature: ``"auto"`` (detected; warns if the data are neither convex
       nor concave), ``"convex"`` or ``"concave"``: the sign of the waves of
       the convex methods.
@@ -184,8 +192,16 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
       curvature=curvature)
   lr, optimizer = engine.check_lr_optimizer(
       default_lr if learning_rate is None else learning_rate, optimizer)
+  if hasattr(family, "configure"):      # second-order default for small networks
+    trainer = family.configure(trainer, optimizer)
+  steps = family.default_steps(trainer) if hasattr(family, "default_steps") else (1000, 1000)
+  n1 = steps[0] if n1 is None else n1
+  n2 = steps[1] if n2 is None else n2
+  if n1 + n2 < 1:
+    raise ValueError("pretrain_steps + finetune_steps must be at least 1; got 0.")
   out = engine.train(trainer, x, y, key, lr.astype(x.dtype), options, n1=n1, n2=n2,
                      optimizer=optimizer, track=track)
   return make_result(out, method=method, depth=depth, n1=n1, n2=n2,
                      track_pieces_every=track, curvature=curvature,
-                     optimizer=optimizer, n_params=n_params)
+                     optimizer=None if isinstance(optimizer, str) else optimizer,
+                     n_params=n_params)

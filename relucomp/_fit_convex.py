@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from relucomp import _engine as engine
 from relucomp import _init
+from relucomp import _levenberg
 from relucomp import _mlp
 from relucomp import _validation as v
 from relucomp._network import compositional_mlp
@@ -29,7 +30,8 @@ from relucomp._reparam import logits_from_peaks, peaks_from_logits
 from relucomp._series import enforced_scales
 
 __all__ = ["METHODS", "CURVATURES", "ConvexTrainer", "setup", "DEFAULT_LEARNING_RATE",
-           "STAGE2_B1"]
+           "STAGE2_B1", "SECOND_ORDER_MAX_PARAMS", "STARTS", "SCREEN_STEPS",
+           "CANDIDATE_SPREAD", "default_steps", "configure", "layout_knots", "n_params_of"]
 
 #: The compositional methods for one convex or concave input.
 METHODS = ("enforced", "free_scales", "no_pretrain")
@@ -45,6 +47,18 @@ DEFAULT_LEARNING_RATE = (1e-2, 0.1)
 #: further in the same number of steps than the usual 0.9 (see
 #: ``benchmarks/stage2_sweep.py``).
 STAGE2_B1 = 0.98
+#: Networks with at most this many weights train by second-order steps by
+#: default (one ``P x P`` solve per step); larger ones by Adam.
+SECOND_ORDER_MAX_PARAMS = 500
+#: Candidate stage-2 starts of the second-order default, each screened by
+#: ``SCREEN_STEPS`` Levenberg-Marquardt steps; the best one goes on.
+STARTS = 4
+SCREEN_STEPS = 30
+#: Jitter of the candidates' peaks around the stage-1 peaks (logit units).
+CANDIDATE_SPREAD = 0.15
+#: Default ``(pretrain_steps, finetune_steps)``: second-order, Adam.
+SECOND_ORDER_STEPS = (20, 70)
+ADAM_STEPS = (1000, 1000)
 
 
 # --------------------------------------------------------------------------
@@ -87,9 +101,9 @@ def build_mlp(m: dict) -> list[dict[str, jax.Array]]:
 
 def lstsq(basis: jax.Array, z: jax.Array) -> jax.Array:
   """Least squares by the normal equations (a few well-scaled columns)."""
-  gram = basis.T @ basis
+  gram = jnp.sum(basis[:, :, None] * basis[:, None, :], axis=0)
   ridge = 1e-12 * jnp.trace(gram) * jnp.eye(gram.shape[0], dtype=gram.dtype)
-  return jnp.linalg.solve(gram + ridge, basis.T @ z)
+  return jnp.linalg.solve(gram + ridge, jnp.sum(basis * z[:, None], axis=0))
 
 
 def initial_stage1(t: jax.Array, z: jax.Array, peaks: jax.Array, sign: jax.Array,
@@ -108,6 +122,84 @@ def initial_stage1(t: jax.Array, z: jax.Array, peaks: jax.Array, sign: jax.Array
   else:
     p["log_amp"] = jnp.log(amp)
   return p
+
+
+# --------------------------------------------------------------------------
+# The second-order default: stage 1 places the breakpoints, stage 2 starts
+# from the best of a few screened candidates.
+
+def layout_knots(peaks: jax.Array, depth: int) -> jax.Array:
+  """The ``2^depth - 1`` breakpoints of ``W_depth`` in ``(0, 1)``, sorted.
+
+  Level ``k`` splits every piece ``[l, r]`` of ``W_{k-1}`` at
+  ``l + a_k (r - l)`` where it rises and ``r - a_k (r - l)`` where it falls.
+  """
+  lo, hi = jnp.zeros((1,), peaks.dtype), jnp.ones((1,), peaks.dtype)
+  rising = jnp.ones((1,), bool)
+  knots = []
+  for k in range(depth):
+    knot = jnp.where(rising, lo + peaks[k] * (hi - lo), hi - peaks[k] * (hi - lo))
+    knots.append(knot)
+    lo = jnp.stack([lo, knot], axis=1).reshape(-1)
+    hi = jnp.stack([knot, hi], axis=1).reshape(-1)
+    rising = jnp.stack([jnp.ones_like(rising), jnp.zeros_like(rising)], axis=1).reshape(-1)
+  return jnp.sort(jnp.concatenate(knots))
+
+
+def _hat_basis(t: jax.Array, nodes: jax.Array) -> jax.Array:
+  """Continuous piecewise-linear basis on sorted ``nodes`` (``(n, len(nodes))``)."""
+  idx = jnp.clip(jnp.sum(t[:, None] >= nodes[None, :], axis=1) - 1, 0, nodes.shape[0] - 2)
+  left, right = nodes[idx], nodes[idx + 1]
+  w = (t - left) / jnp.maximum(right - left, jnp.finfo(t.dtype).tiny)
+  n = nodes.shape[0]
+  return (jax.nn.one_hot(idx, n, dtype=t.dtype) * (1 - w)[:, None]
+          + jax.nn.one_hot(idx + 1, n, dtype=t.dtype) * w[:, None])
+
+
+def layout_fit(theta: jax.Array, depth: int, t_fit: jax.Array, z_fit: jax.Array,
+               t: jax.Array) -> jax.Array:
+  """At ``t``: the least-squares fit to ``(t_fit, z_fit)`` by the continuous
+  piecewise-linear functions with the breakpoints of the peaks
+  ``peaks_from_logits(theta)`` (their values free; a variable projection)."""
+  dtype = t.dtype
+  nodes = jnp.concatenate([jnp.zeros((1,), dtype),
+                           layout_knots(peaks_from_logits(theta), depth),
+                           jnp.ones((1,), dtype)])
+  basis = _hat_basis(t_fit, nodes)
+  gram = basis.T @ basis
+  ridge = 1e-10 * jnp.trace(gram) / nodes.shape[0] * jnp.eye(nodes.shape[0], dtype=dtype)
+  coef = jnp.linalg.solve(gram + ridge, basis.T @ z_fit)
+  return _hat_basis(t, nodes) @ coef
+
+
+def _law_start(t, z, peaks, sign, method):
+  """The balanced MLP of the least-squares start at ``peaks``: amplitude (law)
+  or every scale (``"free_scales"``) and the line by least squares."""
+  d = peaks.shape[0] - 1
+  if method == "free_scales":
+    basis = jnp.stack([jnp.ones_like(t), t] + [-w for w in waves(t, peaks[:d])], axis=1)
+    coef = lstsq(basis, z)
+    m = {"peaks": peaks, "scales": coef[2:], "slope": coef[1], "bias": coef[0]}
+  else:
+    m = stage1_model(initial_stage1(t, z, peaks, sign, "enforced"), "enforced", sign)
+  return _mlp.balanced(build_mlp(m))
+
+
+def _screened_start(peaks, aux, method):
+  """The best of ``STARTS`` candidates (peaks jittered around ``peaks``) after
+  ``SCREEN_STEPS`` Levenberg-Marquardt steps each."""
+  t, z = aux["xn"], aux["z"]
+  keys = jax.random.split(aux["key"], STARTS)
+  candidates = jax.vmap(lambda k: _law_start(
+      t, z, _init.jitter_peaks(k, peaks, CANDIDATE_SPREAD), aux["sign"], method))(keys)
+  residual = lambda q: engine.mlp_predict(q, t) - z
+  batched = (lambda q, b: engine.mlp_predict(q, b[0]) - b[1], (t, z))
+  screened = jax.vmap(lambda q: engine.run_steps(
+      residual, q, _levenberg.levenberg_marquardt(), SCREEN_STEPS, batched=batched)[0])(
+          candidates)
+  loss = jax.vmap(lambda q: jnp.mean(residual(q) ** 2))(screened)
+  best = jnp.argmin(jnp.where(jnp.isfinite(loss), loss, jnp.inf))
+  return jax.tree.map(lambda a: a[best], screened)
 
 
 # --------------------------------------------------------------------------
@@ -175,9 +267,15 @@ def warn_curvature(x: jax.Array, y: jax.Array, method: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ConvexTrainer(engine.Trainer):
-  """``"enforced"``, ``"free_scales"`` or ``"no_pretrain"`` at ``depth``."""
+  """``"enforced"``, ``"free_scales"`` or ``"no_pretrain"`` at ``depth``.
+
+  ``second_order`` selects the default scheme of small networks (data-placed
+  peaks, stage 1 on the breakpoints, screened candidate starts,
+  Levenberg-Marquardt steps); otherwise the paper's (random peaks, Adam).
+  """
   method: str = "enforced"
   depth: int = 5
+  second_order: bool = False
 
   @property
   def two_stage(self) -> bool:
@@ -187,24 +285,61 @@ class ConvexTrainer(engine.Trainer):
     return "free_scales" if self.method == "free_scales" else "enforced"
 
   def init(self, key, problem, options):
-    sign = wave_sign(problem.xn, problem.z, options)
-    peaks = _init.initial_peaks(key, self.depth, dtype=problem.xn.dtype)
-    p1 = initial_stage1(problem.xn, problem.z, peaks, sign, self._start_method())
-    aux = {"sign": sign}
+    t, z = problem.xn, problem.z
+    sign = wave_sign(t, z, options)
+    if self.second_order:
+      k_peaks, k_starts = jax.random.split(key)
+      peaks = _init.data_peaks(k_peaks, t, z, self.depth)
+      aux = {"sign": sign, "xn": t, "z": z, "key": k_starts}
+      p1 = {"theta": logits_from_peaks(peaks)}
+    else:
+      peaks = _init.initial_peaks(key, self.depth, dtype=t.dtype)
+      p1 = initial_stage1(t, z, peaks, sign, self._start_method())
+      aux = {"sign": sign}
     return (p1 if self.two_stage else self.stage2_start(p1, aux)), aux
 
   def predict1(self, p, aux, xn):
+    if self.second_order:
+      return layout_fit(p["theta"][:self.depth], self.depth, aux["xn"], aux["z"], xn)
     return closed_form(xn, stage1_model(p, self.method, aux["sign"]))
 
   def stage2_start(self, p, aux):
+    if self.second_order:
+      return _screened_start(peaks_from_logits(p["theta"]), aux, self.method)
     return _mlp.balanced(build_mlp(stage1_model(p, self._start_method(), aux["sign"])))
 
   def pretrained(self, p, aux):
+    if self.second_order:   # the least-squares start at the stage-1 peaks
+      return stage1_model(initial_stage1(aux["xn"], aux["z"], peaks_from_logits(p["theta"]),
+                                         aux["sign"], self._start_method()),
+                          self.method, aux["sign"])
     return stage1_model(p, self.method, aux["sign"])
 
   def default_optimizers(self, lr, n1, n2):
+    if self.second_order:
+      # Stage 1's residuals couple the examples (a variable projection).
+      return (_levenberg.levenberg_marquardt(per_example=False),
+              _levenberg.levenberg_marquardt())
     return (engine.adam_cosine(lr[0], n1, warmup=False),
             engine.relative_steps(engine.adam_cosine(lr[1], n2, warmup=True, b1=STAGE2_B1)))
+
+
+def n_params_of(depth: int) -> int:
+  """Weights and biases of the 4-wide network of ``depth`` hidden layers."""
+  return sum(a * b + b for a, b in _init.mlp_shapes(depth))
+
+
+def configure(trainer: ConvexTrainer, optimizer: Any) -> ConvexTrainer:
+  """The trainer for ``fit``'s ``optimizer``: the second-order scheme when
+  no optimiser is given and the network has at most
+  ``SECOND_ORDER_MAX_PARAMS`` weights, else the paper's."""
+  return dataclasses.replace(trainer, second_order=optimizer is None and (
+      n_params_of(trainer.depth) <= SECOND_ORDER_MAX_PARAMS))
+
+
+def default_steps(trainer: ConvexTrainer) -> tuple[int, int]:
+  """``(pretrain_steps, finetune_steps)`` when ``fit`` is given none."""
+  return SECOND_ORDER_STEPS if trainer.second_order else ADAM_STEPS
 
 
 def setup(x: jax.Array, y: jax.Array, *, method: str, depth: int, width: Any,
@@ -214,5 +349,5 @@ def setup(x: jax.Array, y: jax.Array, *, method: str, depth: int, width: Any,
   if curvature == "auto":
     warn_curvature(x, y, method)
   mode = jnp.asarray({"auto": 0, "convex": 1, "concave": -1}[curvature], jnp.int32)
-  n_params = sum(a * b + b for a, b in _init.mlp_shapes(depth))
-  return ConvexTrainer(method=method, depth=depth), mode, n_params, DEFAULT_LEARNING_RATE
+  return ConvexTrainer(method=method, depth=depth), mode, n_params_of(depth), (
+      DEFAULT_LEARNING_RATE)

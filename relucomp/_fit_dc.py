@@ -20,11 +20,14 @@ import jax.numpy as jnp
 from relucomp import _engine as engine
 from relucomp import _init
 from relucomp import _layer
+from relucomp import _levenberg
 from relucomp import _mlp
+from relucomp._fit_convex import SECOND_ORDER_MAX_PARAMS
 from relucomp._reparam import logits_from_peaks, peaks_from_logits
 from relucomp._series import compositional, enforced_scales
 
-__all__ = ["DifferenceTrainer", "setup", "DEFAULT_LEARNING_RATE", "STAGE2_B1"]
+__all__ = ["DifferenceTrainer", "setup", "DEFAULT_LEARNING_RATE", "STAGE2_B1", "configure",
+           "default_steps", "SECOND_ORDER_STEPS", "n_params_of"]
 
 #: Default ``(stage 1, stage 2)`` learning rates (absolute). Stage 2 starts
 #: from the stage-1 network with balanced neurons, whose error is already
@@ -34,6 +37,12 @@ __all__ = ["DifferenceTrainer", "setup", "DEFAULT_LEARNING_RATE", "STAGE2_B1"]
 DEFAULT_LEARNING_RATE = (1e-2, 3e-4)
 #: Adam's first-moment decay in stage 2 (as for the convex methods).
 STAGE2_B1 = 0.98
+#: Default ``(pretrain_steps, finetune_steps)`` of the second-order scheme
+#: (networks of at most ``relucomp._fit_convex.SECOND_ORDER_MAX_PARAMS``
+#: weights: Adam in stage 1 as before, Levenberg-Marquardt in stage 2), and
+#: of Adam in both stages.
+SECOND_ORDER_STEPS = (1000, 100)
+ADAM_STEPS = (1000, 1000)
 
 
 def stage1_model(p: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -80,8 +89,9 @@ def initial_stage1(key: jax.Array, t: jax.Array, z: jax.Array, depth: int) -> di
 
 @dataclasses.dataclass(frozen=True)
 class DifferenceTrainer(engine.Trainer):
-  """``"dc"`` at ``depth``."""
+  """``"dc"`` at ``depth``; ``second_order``: stage 2 by Levenberg-Marquardt."""
   depth: int = 5
+  second_order: bool = False
 
   def init(self, key, problem, options):
     del options
@@ -97,13 +107,31 @@ class DifferenceTrainer(engine.Trainer):
     return stage1_model(p)
 
   def default_optimizers(self, lr, n1, n2):
-    return (engine.adam_cosine(lr[0], n1, warmup=False),
-            engine.adam_cosine(lr[1], n2, warmup=True, b1=STAGE2_B1))
+    stage1 = engine.adam_cosine(lr[0], n1, warmup=False)
+    if self.second_order:
+      return stage1, _levenberg.levenberg_marquardt()
+    return stage1, engine.adam_cosine(lr[1], n2, warmup=True, b1=STAGE2_B1)
+
+
+def n_params_of(depth: int) -> int:
+  """Weights and biases of the 8-wide difference network of ``depth`` layers."""
+  return 8 + 8 + (depth - 1) * (64 + 8) + 8 + 1
+
+
+def configure(trainer: DifferenceTrainer, optimizer: Any) -> DifferenceTrainer:
+  """Second order in stage 2 when no optimiser is given and the network is
+  small (see :func:`relucomp._fit_convex.configure`)."""
+  return dataclasses.replace(trainer, second_order=optimizer is None and (
+      n_params_of(trainer.depth) <= SECOND_ORDER_MAX_PARAMS))
+
+
+def default_steps(trainer: DifferenceTrainer) -> tuple[int, int]:
+  """``(pretrain_steps, finetune_steps)`` when ``fit`` is given none."""
+  return SECOND_ORDER_STEPS if trainer.second_order else ADAM_STEPS
 
 
 def setup(x: jax.Array, y: jax.Array, *, method: str, depth: int, width: Any,
           curvature: str) -> tuple[engine.Trainer, Any, int, Any]:
   """``(trainer, options, n_params, default learning rate)`` for checked ``x, y``."""
   del y, method, width, curvature
-  n_params = 8 + 8 + (depth - 1) * (64 + 8) + 8 + 1
-  return DifferenceTrainer(depth=depth), None, n_params, DEFAULT_LEARNING_RATE
+  return DifferenceTrainer(depth=depth), None, n_params_of(depth), DEFAULT_LEARNING_RATE

@@ -6,6 +6,9 @@
   :func:`raai_layer`.
 * :func:`initial_peaks` draws the starting peaks that the compositional
   setups (``"enforced"``, ``"free_scales"``, ``"no_pretrain"``) share.
+* :func:`data_peaks` places them from the data instead: the construction's
+  breakpoints follow the target's curvature (:func:`knot_density`,
+  :func:`peaks_from_density`), as the knots of free-knot splines do.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["kaiming_mlp", "raai_mlp", "raai_layer", "initial_peaks", "WIDTH",
-           "PEAK_INIT_RANGE", "RAAI_SIGMA", "mlp_shapes"]
+           "PEAK_INIT_RANGE", "RAAI_SIGMA", "mlp_shapes", "knot_density", "peaks_from_density",
+           "data_peaks", "jitter_peaks", "DENSITY_EXPONENT", "DATA_PEAK_SPREAD"]
 
 #: Width of every hidden layer (the compositional network's width).
 WIDTH = 4
@@ -22,6 +26,14 @@ WIDTH = 4
 PEAK_INIT_RANGE = (0.3, 0.7)
 #: RAAI's weight scale: entries are N(0, RAAI_SIGMA**2 / fan_in).
 RAAI_SIGMA = 0.6007
+#: Knots of a least-squares piecewise-linear fit are best spread with density
+#: ``|f''|^(2/5)`` (the asymptotically optimal density for the L2 error).
+DENSITY_EXPONENT = 0.4
+#: Standard deviation of the per-key jitter of the data-placed peaks, in the
+#: logit of the peak (``a = sigmoid(theta)``).
+DATA_PEAK_SPREAD = 0.3
+#: Cells of the piecewise-linear fit :func:`knot_density` estimates ``f''`` from.
+DENSITY_CELLS = 64
 
 
 def mlp_shapes(depth: int, width: int = WIDTH) -> list[tuple[int, int]]:
@@ -158,3 +170,113 @@ def initial_peaks(key: jax.Array, depth: int, *, dtype=jnp.float32) -> jax.Array
   """
   lo, hi = PEAK_INIT_RANGE
   return jax.random.uniform(key, (depth + 1,), dtype, lo, hi)
+
+
+def knot_density(t: jax.Array, z: jax.Array, *, exponent: float = DENSITY_EXPONENT,
+                 cells: int = DENSITY_CELLS) -> tuple[jax.Array, jax.Array]:
+  """The cumulative knot density ``G`` on ``[0, 1]`` of data ``z(t)``, ``t`` in ``[0, 1]``.
+
+  ``f''`` is estimated from a least-squares piecewise-linear fit of ``z``
+  with ``cells`` equal cells (a small penalty on second differences keeps
+  cells without data defined): the slope jump at each node over the cell
+  width. The density is ``|f''|^exponent`` plus ``1e-3`` of its mean (so
+  that straight parts still get some knots); ``G`` is its integral,
+  normalised to 1.
+
+  Returns:
+    ``(nodes, G)``: ``cells + 1`` nodes ``0 .. 1`` and ``G`` at them
+    (nondecreasing, ``G(0) = 0``, ``G(1) = 1``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> t = jnp.linspace(0.0, 1.0, 200)
+    >>> nodes, cdf = knot_density(t, t ** 2)     # constant curvature
+    >>> bool(jnp.allclose(cdf, nodes, atol=0.05))
+    True
+  """
+  dtype = t.dtype
+  nodes = jnp.linspace(0.0, 1.0, cells + 1, dtype=dtype)
+  h = 1.0 / cells
+  idx = jnp.clip(jnp.floor(t / h).astype(jnp.int32), 0, cells - 1)
+  w = t / h - idx
+  basis = (jax.nn.one_hot(idx, cells + 1, dtype=dtype) * (1 - w)[:, None]
+           + jax.nn.one_hot(idx + 1, cells + 1, dtype=dtype) * w[:, None])
+  gram = basis.T @ basis
+  second = jnp.diff(jnp.eye(cells + 1, dtype=dtype), 2, axis=0)
+  scale = jnp.trace(gram) / (cells + 1)
+  coef = jnp.linalg.solve(gram + 1e-6 * scale * second.T @ second
+                          + 1e-9 * scale * jnp.eye(cells + 1, dtype=dtype), basis.T @ z)
+  curvature = jnp.abs(jnp.diff(coef, 2)) / h ** 2          # |f''| at the inner nodes
+  dens = curvature ** exponent
+  dens = jnp.concatenate([dens[:1], (dens[1:] + dens[:-1]) / 2, dens[-1:]])  # per cell
+  dens = dens + 1e-3 * jnp.mean(dens) + jnp.finfo(dtype).tiny
+  cdf = jnp.concatenate([jnp.zeros((1,), dtype), jnp.cumsum(dens)])
+  return nodes, cdf / cdf[-1]
+
+
+def peaks_from_density(nodes: jax.Array, cdf: jax.Array, depth: int, *,
+                       candidates: int = 193) -> jax.Array:
+  """``depth + 1`` peaks whose breakpoints follow the cumulative density ``cdf``.
+
+  ``nodes`` must be equally spaced from 0 to 1 (as :func:`knot_density`
+  returns them).
+
+  Level ``k`` of the construction splits every piece ``[l, r]`` of
+  ``W_{k-1}`` at ``l + a_k (r - l)`` where ``W_{k-1}`` rises and at
+  ``r - a_k (r - l)`` where it falls (MATH.md, section 1). Level by level,
+  ``a_k`` is the value on a grid of ``candidates`` in ``[0.02, 0.98]``
+  whose breakpoints come closest to splitting every piece's share of knots
+  in half: the sum over the pieces of ``(G(knot) - (G(l) + G(r)) / 2)^2``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> nodes = jnp.linspace(0.0, 1.0, 65)
+    >>> print(peaks_from_density(nodes, nodes, 3))   # uniform: Yarotsky's 1/2
+    [0.5 0.5 0.5 0.5]
+  """
+  dtype = nodes.dtype
+  cells = nodes.shape[0] - 1
+
+  def cdf_at(q):   # linear interpolation on the uniform nodes (compiles small)
+    u = jnp.clip(q, 0.0, 1.0) * cells
+    i = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, cells - 1)
+    return cdf[i] + (u - i) * (cdf[i + 1] - cdf[i])
+
+  grid = jnp.linspace(0.02, 0.98, candidates, dtype=dtype)
+  lo, hi = jnp.zeros((1,), dtype), jnp.ones((1,), dtype)
+  rising = jnp.ones((1,), bool)
+  peaks = []
+  for _ in range(depth + 1):
+    half = (cdf_at(lo) + cdf_at(hi)) / 2
+    width = hi - lo
+    knots = jnp.where(rising[None], lo[None] + grid[:, None] * width[None],
+                      hi[None] - grid[:, None] * width[None])
+    a = grid[jnp.argmin(jnp.sum((cdf_at(knots) - half[None]) ** 2, axis=1))]
+    peaks.append(a)
+    knot = jnp.where(rising, lo + a * width, hi - a * width)
+    lo = jnp.stack([lo, knot], axis=1).reshape(-1)
+    hi = jnp.stack([knot, hi], axis=1).reshape(-1)
+    rising = jnp.stack([jnp.ones_like(rising), jnp.zeros_like(rising)], axis=1).reshape(-1)
+  return jnp.stack(peaks)
+
+
+def jitter_peaks(key: jax.Array, peaks: jax.Array, spread: float) -> jax.Array:
+  """``peaks`` moved by ``N(0, spread^2)`` in their logit, kept in ``[0.01, 0.99]``."""
+  from relucomp._reparam import logits_from_peaks, peaks_from_logits  # pylint: disable=import-outside-toplevel
+  theta = logits_from_peaks(jnp.clip(peaks, 0.02, 0.98))
+  return peaks_from_logits(theta + spread * jax.random.normal(key, theta.shape, theta.dtype))
+
+
+def data_peaks(key: jax.Array, t: jax.Array, z: jax.Array, depth: int, *,
+               spread: float = DATA_PEAK_SPREAD) -> jax.Array:
+  """Starting peaks from the data: :func:`peaks_from_density` of
+  :func:`knot_density`, jittered per key by :func:`jitter_peaks`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> t = jnp.linspace(0.0, 1.0, 100)
+    >>> data_peaks(jax.random.key(0), t, t ** 3, 5).shape
+    (6,)
+  """
+  nodes, cdf = knot_density(t, z)
+  return jitter_peaks(key, peaks_from_density(nodes, cdf, depth), spread)

@@ -89,7 +89,10 @@ def test_each_method_decreases_loss_float32(results32, method):
   assert r.params[0]["kernel"].dtype == jnp.float32
   assert r.history.shape == (N1 + N2,)
   assert not bool(r.diverged)
-  assert float(r.mse) < 0.8 * float(r.history[0])
+  # The second-order default of "no_pretrain" starts its history at the best
+  # of four candidates already screened by 30 Levenberg-Marquardt steps each.
+  gain = 1.0 if method == "no_pretrain" else 0.8
+  assert float(r.mse) < gain * float(r.history[0])
   assert r.n_params == relucomp.count_params(r.params) == 4 * 2 + 20 * (DEPTH - 1) + 5
 
 
@@ -104,10 +107,11 @@ def test_params_reproduce_mse_on_raw_inputs(results32, method):
 
 @pytest.fixture(scope="module")
 def tracked64():
-  """A float64 enforced fit keeping snapshots every 5 steps."""
+  """A float64 enforced fit (the paper's scheme: stage 1 trains the law's
+  network) keeping snapshots every 5 steps."""
   with enable_x64(True):
     x, y = _data()
-    r = _fit(x, y, jax.random.key(11), "enforced", track_pieces_every=5)
+    r = _fit(x, y, jax.random.key(11), "enforced", track_pieces_every=5, optimizer="adam")
   return x, y, r
 
 
@@ -134,8 +138,11 @@ def test_same_key_identical_different_keys_differ(results32):
 
 def test_compositional_setups_share_the_starting_network(results32):
   x, y, key, res = results32
-  h0 = [float(res[m].history[0]) for m in ("enforced", "free_scales", "no_pretrain")]
-  np.testing.assert_allclose(h0, h0[0], rtol=1e-5)
+  # The second-order default: both two-stage methods run the same stage 1
+  # (the breakpoints of the same data-placed peaks); "no_pretrain" starts
+  # from screened candidates instead (tests/test_accuracy.py).
+  np.testing.assert_array_equal(np.asarray(res["enforced"].history[:N1]),
+                                np.asarray(res["free_scales"].history[:N1]))
 
 
 # ---------------------------------------------------------------------------
@@ -179,7 +186,7 @@ def test_jit_vmap_over_keys_and_targets_matches_loop(tracked64, x64):
   x, y, r0 = tracked64
   keys = jnp.stack([jax.random.key(11), jax.random.key(8), jax.random.key(9)])
   ys = jnp.stack([y, 1.0 + x ** 2, -jnp.exp(0.5 * x)])
-  run = lambda k, yy: _fit(x, yy, k, "enforced", track_pieces_every=5)
+  run = lambda k, yy: _fit(x, yy, k, "enforced", track_pieces_every=5, optimizer="adam")
   batched = jax.jit(jax.vmap(run))(keys, ys)
   np.testing.assert_array_equal(np.asarray(batched.sign), [1.0, 1.0, -1.0])
   for i in range(3):
@@ -331,7 +338,7 @@ def test_load_rejects_corrupt_and_mismatched_files(results32, tmp_path):
     ({"learning_rate": -1.0}, "learning_rate"),
     ({"learning_rate": (1e-3, 1e-3, 1e-3)}, "learning_rate"),
     ({"track_pieces_every": 0}, "track_pieces_every"),
-    ({"optimizer": "adam"}, "optimizer"),
+    ({"optimizer": "sgd"}, "optimizer"),      # "adam" is the one string it takes
 ])
 def test_bad_input_raises_value_error(kwargs, match):
   args = {"x": jnp.linspace(0, 1, 3), "y": jnp.array([0.0, 0.2, 1.0]),
