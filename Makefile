@@ -48,6 +48,8 @@ results: $(STAMP)
 	$(PY) benchmarks/beyond_convex.py $(SIZE) --lm-steps 100 --out $(RESULTS)
 	$(PY) benchmarks/classify.py $(SIZE) --out $(RESULTS) --no-figure
 	$(PY) benchmarks/stability.py $(SIZE) --out $(RESULTS)
+	$(PY) benchmarks/several_inputs.py $(SIZE) --out $(RESULTS)
+	$(PY) benchmarks/first_call.py $(SIZE) --out $(RESULTS)
 
 clean:
 	rm -rf $(VENV) site out .pytest_cache .hypothesis

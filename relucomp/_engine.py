@@ -410,7 +410,8 @@ def check_key(key: Any) -> jax.Array:
   return key
 
 
-def check_data(x: Any, y: Any, *, features: str) -> tuple[jax.Array, jax.Array]:
+def check_data(x: Any, y: Any, *, features: str,
+               method: str = "") -> tuple[jax.Array, jax.Array]:
   """Validates ``x`` and ``y`` and casts both to one floating dtype.
 
   ``features`` is ``"one"`` (``x`` of shape ``(n,)``), ``"several"``
@@ -424,16 +425,19 @@ def check_data(x: Any, y: Any, *, features: str) -> tuple[jax.Array, jax.Array]:
     raise ValueError(f"y must be a 1-D array of targets, shape (n,); got shape {y.shape}.")
   allowed = {"one": (1,), "several": (2,), "any": (1, 2)}[features]
   if x.ndim not in allowed or (x.ndim == 2 and features == "several" and x.shape[1] < 2):
-    want = {"one": "(n,)", "several": "(n, k) with k >= 2 features", "any": "(n,) or (n, k)"}
+    want = {"one": f"(n,): method={method!r} fits one input (1-D x)",
+            "several": f"(n, k) with k >= 2 features for method={method!r}",
+            "any": "(n,) or (n, k)"}
     raise ValueError(f"x must have shape {want[features]}; got shape {x.shape}.")
   if x.shape[0] != y.shape[0]:
-    raise ValueError(f"x and y must have the same number of points; got {x.shape[0]} "
+    raise ValueError(f"x and y must have the same number of points (the same length); got {x.shape[0]} "
                      f"rows of x and {y.shape[0]} targets.")
   if x.shape[0] < 3:
     raise ValueError(f"x and y need at least 3 points; got {x.shape[0]}.")
   v.check_finite(x, "x")
   v.check_finite(y, "y")
   v.require(lambda a: jnp.all(jnp.max(a, axis=0) > jnp.min(a, axis=0)), x,
-            "x must contain at least two distinct values (in every feature).")
+            "x must contain at least two distinct values in every feature (all x equal, "
+            "or a constant column).")
   dtype = v.float_dtype(x, y)
   return x.astype(dtype), y.astype(dtype)

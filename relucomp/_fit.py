@@ -182,7 +182,7 @@ def fit(x: ArrayLike, y: ArrayLike, *, key: jax.Array, method: str = "enforced",
       method, curvature, depth, pretrain_steps, finetune_steps, track_pieces_every, width)
   family, features = FAMILIES[method]
   key = engine.check_key(key)
-  x, y = engine.check_data(x, y, features=features)
+  x, y = engine.check_data(x, y, features=features, method=method)
   if track is not None and x.ndim == 2 and x.shape[1] > 2:
     raise ValueError(
         "track_pieces_every needs one or two input features (pieces and regions are "

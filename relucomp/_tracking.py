@@ -30,7 +30,8 @@ class PiecesHistory(NamedTuple):
     >>> import relucomp
     >>> x = jnp.linspace(0.0, 1.0, 50)
     >>> res = relucomp.fit(x, x ** 3, key=jax.random.key(0), depth=3, pretrain_steps=40,
-    ...                    finetune_steps=40, track_pieces_every=20)
+    ...                    finetune_steps=40, track_pieces_every=20,
+    ...                    optimizer="adam")   # the law holds all through stage 1
     >>> hist = relucomp.pieces_history(res)
     >>> hist.steps.tolist(), hist.counts[:3].tolist()   # 2^3 pieces all through stage 1
     ([0, 20, 40, 60, 80], [8, 8, 8])
@@ -77,7 +78,8 @@ def pieces_history(result: FitResult, *, merge: bool | None = None) -> PiecesHis
     >>> import relucomp
     >>> x = jnp.linspace(-1.0, 1.0, 60)
     >>> res = relucomp.fit(x, jnp.exp(x), key=jax.random.key(1), depth=4,
-    ...                    pretrain_steps=30, finetune_steps=30, track_pieces_every=10)
+    ...                    pretrain_steps=30, finetune_steps=30, track_pieces_every=10,
+    ...                    optimizer="adam")
     >>> hist = relucomp.pieces_history(res)
     >>> hist.stage2_start, hist.steps.shape, hist.counts.shape
     (30, (7,), (7,))

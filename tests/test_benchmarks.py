@@ -93,7 +93,8 @@ def test_stage2_sweep_starts_encode_the_same_function():
   sweep = _load("stage2_sweep")
   x = jnp.linspace(0.0, 1.0, 200)
   y = jnp.sin(x)                       # concave: the amplitude's sign is negative
-  start = relucomp.fit(x, y, key=jax.random.key(1), pretrain_steps=50, finetune_steps=0)
+  start = relucomp.fit(x, y, key=jax.random.key(1), pretrain_steps=50, finetune_steps=0,
+                       optimizer="adam")    # the law's stage 1, as the sweep runs it
   built = sweep._as_built(start, x, y)
   np.testing.assert_allclose(relucomp.mlp_apply(built, x[:, None]),
                              relucomp.mlp_apply(start.params, x[:, None]), atol=1e-6)

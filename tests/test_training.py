@@ -309,11 +309,7 @@ def test_load_rejects_corrupt_and_mismatched_files(results32, tmp_path):
   (tmp_path / "v.msgpack").write_bytes(flax.serialization.msgpack_serialize(state))
   with pytest.raises(ValueError, match="version"):
     relucomp.load(tmp_path / "v.msgpack")
-  state["version"] = 1
-  del state["arrays"]["history"]
-  (tmp_path / "m.msgpack").write_bytes(flax.serialization.msgpack_serialize(state))
-  with pytest.raises(ValueError, match="missing"):
-    relucomp.load(tmp_path / "m.msgpack")
+  # Missing and malformed fields behind a valid checksum: tests/test_io.py.
   with pytest.raises(ValueError, match="result"):
     relucomp.save({"params": r.params}, tmp_path / "x.msgpack")
 
