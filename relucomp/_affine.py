@@ -1,4 +1,4 @@
-"""A ReLU MLP as a collection of affine maps (MATH.md §4; Heinecke and Hwang).
+"""A ReLU MLP as a collection of affine maps (Heinecke and Hwang; see docs/concepts.md).
 
 For an input ``x`` let ``D_l`` be the 0/1 diagonal of the neurons of hidden
 layer ``l`` that are active at ``x`` (pre-activation ``> 0``; exactly zero

@@ -223,7 +223,7 @@ def peaks_from_density(nodes: jax.Array, cdf: jax.Array, depth: int, *,
 
   Level ``k`` of the construction splits every piece ``[l, r]`` of
   ``W_{k-1}`` at ``l + a_k (r - l)`` where ``W_{k-1}`` rises and at
-  ``r - a_k (r - l)`` where it falls (MATH.md, section 1). Level by level,
+  ``r - a_k (r - l)`` where it falls (docs/concepts.md). Level by level,
   ``a_k`` is the value on a grid of ``candidates`` in ``[0.02, 0.98]``
   whose breakpoints come closest to splitting every piece's share of knots
   in half: the sum over the pieces of ``(G(knot) - (G(l) + G(r)) / 2)^2``.

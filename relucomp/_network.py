@@ -1,4 +1,4 @@
-"""The compositional network: a plain 4-wide ReLU MLP (MATH.md §3)."""
+"""The compositional network: a plain 4-wide ReLU MLP (docs/concepts.md)."""
 
 from __future__ import annotations
 

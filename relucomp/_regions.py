@@ -1,11 +1,11 @@
-"""Exact enumeration of the linear regions of a ReLU MLP (MATH.md §4).
+"""Exact enumeration of the linear regions of a ReLU MLP (docs/concepts.md).
 
 The geometry runs on the host in float64, layer by layer: the input domain
 is kept as a partition into cells on each of which every neuron of the
 current layer is an affine function of the input. A layer's pre-activations
 are evaluated at the cells' vertices; a cell is cut wherever one of them
 changes sign strictly inside it, and the ReLU then acts on each piece with a
-fixed pattern. This is the refinement of MATH.md §4: each layer splits every
+fixed pattern. This is the layer-by-layer refinement of docs/concepts.md: each layer splits every
 region of the previous one.
 
 Tolerances (shared by the 1-D and 2-D enumerations):

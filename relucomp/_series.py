@@ -1,4 +1,4 @@
-"""The output series F(x) = s_0 x - sum_i s_i W_i(x) and the law (MATH.md §2)."""
+"""The output series F(x) = s_0 x - sum_i s_i W_i(x) and the law (docs/concepts.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Triangle functions and the triangle waves they compose into (MATH.md §1)."""
+"""Triangle functions and the triangle waves they compose into (docs/concepts.md)."""
 
 from __future__ import annotations
 
