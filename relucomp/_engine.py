@@ -361,17 +361,21 @@ def check_int(value: Any, name: str, minimum: int) -> int:
 def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, Any]:
   """Validates ``learning_rate`` (number or pair) and ``optimizer`` (None, one or two).
 
-  Returns the learning rates as a ``(2,)`` array and the optimiser as
-  ``None``, one ``GradientTransformation`` or a pair of them.
+  Returns the learning rates as a ``(2,)`` array (NumPy for a concrete
+  ``learning_rate``, checked without compiling anything) and the optimiser
+  as ``None``, one ``GradientTransformation`` or a pair of them.
   """
-  lr = jnp.asarray(learning_rate)
+  lr = v.host(learning_rate)         # NumPy for a concrete value: nothing compiled
+  xp = jnp if lr is None else np
+  lr = jnp.asarray(learning_rate) if lr is None else lr
   if lr.ndim == 0:
-    lr = jnp.stack([lr, lr])
+    lr = xp.stack([lr, lr])
   if lr.shape != (2,) or not jnp.issubdtype(lr.dtype, jnp.number) or jnp.iscomplexobj(lr):
     raise ValueError("learning_rate must be a real number or a pair (stage 1, stage 2); "
                      f"got {learning_rate!r}.")
-  v.require(lambda a: jnp.isfinite(a) & (a > 0), lr,
-            f"learning_rate must be positive and finite; got {learning_rate!r}.")
+  positive = lambda a, xp=xp: xp.isfinite(a) & (a > 0)
+  v.require(positive, lr, f"learning_rate must be positive and finite; got {learning_rate!r}.",
+            host_fn=positive)
   if isinstance(optimizer, str) and optimizer == "adam":
     return lr, "adam"    # the Adam defaults, also where a family defaults to second order
   if optimizer is not None:
@@ -391,7 +395,7 @@ def check_lr_optimizer(learning_rate: Any, optimizer: Any) -> tuple[jax.Array, A
 def check_key(key: Any) -> jax.Array:
   """One PRNG key (new-style or raw ``uint32[2]``), else a ValueError naming ``key``."""
   if isinstance(key, np.ndarray):
-    key = jnp.asarray(key)
+    key = jax.device_put(key)          # as jnp.asarray, without compiling a copy
   try:
     arr = key if isinstance(key, jax.Array) else None
     if arr is not None and jnp.issubdtype(arr.dtype, jax.dtypes.prng_key):
@@ -417,27 +421,42 @@ def check_data(x: Any, y: Any, *, features: str,
   ``features`` is ``"one"`` (``x`` of shape ``(n,)``), ``"several"``
   (``(n, k)``, ``k >= 2``) or ``"any"`` (either).
   """
-  x, y = jnp.asarray(x), jnp.asarray(y)
-  for a, name in ((x, "x"), (y, "y")):
+  # Concrete values are checked on NumPy copies (no XLA program compiled),
+  # traced ones (under jax.vmap, jit) as before: checkify checks if active.
+  hx, hy = v.host(x), v.host(y)
+  xa = jnp.asarray(x) if hx is None else hx
+  ya = jnp.asarray(y) if hy is None else hy
+  for a, name in ((xa, "x"), (ya, "y")):
     if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
       raise ValueError(f"{name} must hold real numbers; got dtype {a.dtype}.")
-  if y.ndim != 1:
-    raise ValueError(f"y must be a 1-D array of targets, shape (n,); got shape {y.shape}.")
+  if ya.ndim != 1:
+    raise ValueError(f"y must be a 1-D array of targets, shape (n,); got shape {ya.shape}.")
   allowed = {"one": (1,), "several": (2,), "any": (1, 2)}[features]
-  if x.ndim not in allowed or (x.ndim == 2 and features == "several" and x.shape[1] < 2):
+  if xa.ndim not in allowed or (xa.ndim == 2 and features == "several" and xa.shape[1] < 2):
     want = {"one": f"(n,): method={method!r} fits one input (1-D x)",
             "several": f"(n, k) with k >= 2 features for method={method!r}",
             "any": "(n,) or (n, k)"}
-    raise ValueError(f"x must have shape {want[features]}; got shape {x.shape}.")
-  if x.shape[0] != y.shape[0]:
-    raise ValueError(f"x and y must have the same number of points (the same length); got {x.shape[0]} "
-                     f"rows of x and {y.shape[0]} targets.")
-  if x.shape[0] < 3:
-    raise ValueError(f"x and y need at least 3 points; got {x.shape[0]}.")
-  v.check_finite(x, "x")
-  v.check_finite(y, "y")
-  v.require(lambda a: jnp.all(jnp.max(a, axis=0) > jnp.min(a, axis=0)), x,
+    raise ValueError(f"x must have shape {want[features]}; got shape {xa.shape}.")
+  if xa.shape[0] != ya.shape[0]:
+    raise ValueError("x and y must have the same number of points (the same length); got "
+                     f"{xa.shape[0]} rows of x and {ya.shape[0]} targets.")
+  if xa.shape[0] < 3:
+    raise ValueError(f"x and y need at least 3 points; got {xa.shape[0]}.")
+  v.check_finite(xa, "x")
+  v.check_finite(ya, "y")
+  v.require(lambda a: jnp.all(jnp.max(a, axis=0) > jnp.min(a, axis=0)), xa,
             "x must contain at least two distinct values in every feature (all x equal, "
-            "or a constant column).")
-  dtype = v.float_dtype(x, y)
-  return x.astype(dtype), y.astype(dtype)
+            "or a constant column).",
+            host_fn=lambda a: np.max(a, axis=0) > np.min(a, axis=0))
+  dtype = v.float_dtype(xa, ya)
+  return _on_device(x, xa, dtype), _on_device(y, ya, dtype)
+
+
+def _on_device(given: Any, arr: Any, dtype: Any) -> jax.Array:
+  """``arr`` (a NumPy copy or a traced array) as a ``dtype`` array; the given
+  array itself when it already is one (no copy, nothing compiled)."""
+  if isinstance(arr, np.ndarray):
+    if isinstance(given, jax.Array) and given.dtype == dtype:
+      return given
+    return jax.device_put(arr.astype(dtype))
+  return arr.astype(dtype)

@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from relucomp import _engine as engine
 from relucomp import _init
@@ -241,17 +242,39 @@ def wave_sign(t: jax.Array, z: jax.Array, mode: jax.Array) -> jax.Array:
   return jnp.where(mode == 0, detected, jnp.sign(mode)).astype(t.dtype)
 
 
+def _convex_concave_host(t: np.ndarray, z: np.ndarray) -> tuple[bool, bool]:
+  """The (convex?, concave?) of :func:`curvature_scores` in NumPy, operation
+  for operation in the dtype of ``t`` (for the warning: nothing compiled)."""
+  order = np.argsort(t, kind="stable")
+  ts, zs = t[order], z[order]
+  dt = np.diff(ts)
+  valid = dt > 0
+  with np.errstate(all="ignore"):
+    slopes = np.where(valid, np.diff(zs) / np.where(valid, dt, 1), 0.0).astype(t.dtype)
+  big = np.finfo(t.dtype).max
+  run_max = np.maximum.accumulate(np.where(valid, slopes, -big))
+  run_min = np.minimum.accumulate(np.where(valid, slopes, big))
+  prev_max = np.concatenate([np.full((1,), -big, t.dtype), run_max[:-1]])
+  prev_min = np.concatenate([np.full((1,), big, t.dtype), run_min[:-1]])
+  drop = np.max(np.where(valid & (prev_max > -big), prev_max - slopes, 0.0).astype(t.dtype))
+  rise = np.max(np.where(valid & (prev_min < big), slopes - prev_min, 0.0).astype(t.dtype))
+  srange = np.max(np.where(valid, slopes, -big)) - np.min(np.where(valid, slopes, big))
+  min_dt = np.min(np.where(valid, dt, big))
+  eps = np.finfo(t.dtype).eps
+  one = t.dtype.type(1)
+  tol = t.dtype.type(1e-3) * srange + t.dtype.type(64) * eps * (one + np.max(np.abs(z))) / min_dt
+  return bool(drop <= tol), bool(rise <= tol)
+
+
 def warn_curvature(x: jax.Array, y: jax.Array, method: str) -> None:
   """Warns (on concrete data) when ``y`` is neither convex nor concave in ``x``."""
   hx, hy = v.concrete(x), v.concrete(y)
   if hx is None or hy is None:
     return
-  with jax.ensure_compile_time_eval():
-    t = (hx - hx.min()) / (hx.max() - hx.min())
-    yr = hy.max() - hy.min()
-    z = (hy - hy.min()) / (yr if yr > 0 else 1.0)
-    convex, concave, _ = curvature_scores(jnp.asarray(t), jnp.asarray(z))
-    convex, concave = bool(convex), bool(concave)
+  t = (hx - hx.min()) / (hx.max() - hx.min())
+  yr = hy.max() - hy.min()
+  z = (hy - hy.min()) / (yr if yr > 0 else 1.0)
+  convex, concave = _convex_concave_host(t, z)
   if not (convex or concave):
     warnings.warn(
         f"y is neither convex nor concave in x; method={method!r} fits a convex "
@@ -348,6 +371,6 @@ def setup(x: jax.Array, y: jax.Array, *, method: str, depth: int, width: Any,
   del width
   if curvature == "auto":
     warn_curvature(x, y, method)
-  mode = jnp.asarray({"auto": 0, "convex": 1, "concave": -1}[curvature], jnp.int32)
+  mode = np.asarray({"auto": 0, "convex": 1, "concave": -1}[curvature], np.int32)
   return ConvexTrainer(method=method, depth=depth), mode, n_params_of(depth), (
       DEFAULT_LEARNING_RATE)

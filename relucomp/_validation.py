@@ -47,19 +47,46 @@ def concrete(x: Any) -> np.ndarray | None:
     return None
 
 
-def require(condition_fn: Callable[[Any], Any], value: Any, message: str) -> None:
+def host(value: Any) -> np.ndarray | None:
+  """A NumPy copy of a concrete ``value`` with the dtype ``jnp.asarray`` would
+  give it (``float64`` -> ``float32`` without ``jax_enable_x64``), or ``None``
+  for a tracer. No XLA program is compiled or run."""
+  arr = concrete(value)
+  if arr is None:
+    return None
+  if arr.dtype.kind in "OUS":            # what JAX cannot hold: its own error
+    arr = np.asarray(jnp.asarray(value))
+  canonical = jax.dtypes.canonicalize_dtype(arr.dtype)
+  if canonical != arr.dtype:
+    with np.errstate(over="ignore", invalid="ignore"):
+      arr = arr.astype(canonical)
+  return arr
+
+
+def require(condition_fn: Callable[[Any], Any], value: Any, message: str, *,
+            host_fn: Callable[[np.ndarray], Any] | None = None) -> None:
   """Raises ``ValueError(message)`` unless ``condition_fn(value)`` holds.
 
   ``condition_fn`` is written with ``jnp`` operations so it serves both
   paths: evaluated eagerly on a concrete value, or turned into a
   ``checkify.check`` when :func:`checkified` is tracing the caller.
+  ``host_fn``, the same condition in NumPy, is used instead on a concrete
+  value (on :func:`host`'s copy: nothing is compiled).
   """
-  host = concrete(value)
-  if host is not None:
+  if host_fn is not None:
+    arr = host(value)
+    if arr is not None:
+      with np.errstate(all="ignore"):
+        ok = bool(np.all(host_fn(arr)))
+      if not ok:
+        raise ValueError(message)
+      return
+  host_value = concrete(value)
+  if host_value is not None:
     # Evaluate eagerly even while a caller is being traced (jit, checkify):
     # ``jnp`` operations on constants would otherwise become tracers.
     with jax.ensure_compile_time_eval():
-      ok = bool(np.all(np.asarray(condition_fn(host))))
+      ok = bool(np.all(np.asarray(condition_fn(host_value))))
     if not ok:
       raise ValueError(message)
   elif _checkify_active():
@@ -97,14 +124,15 @@ def check_scalar(value: Any, name: str) -> None:
 
 def check_finite(value: Any, name: str) -> None:
   check_real(value, name)
-  require(lambda v: jnp.isfinite(v), value, f"{name} must be finite (no NaN or inf).")
+  require(jnp.isfinite, value, f"{name} must be finite (no NaN or inf).",
+          host_fn=np.isfinite)
 
 
 def check_open_unit(value: Any, name: str) -> None:
   check_finite(value, name)
-  require(lambda v: (v > 0) & (v < 1), value,
-          f"{name} must lie in the open interval (0, 1); every entry must "
-          "satisfy 0 < value < 1.")
+  inside = lambda v: (v > 0) & (v < 1)
+  require(inside, value, f"{name} must lie in the open interval (0, 1); every entry "
+          "must satisfy 0 < value < 1.", host_fn=inside)
 
 
 def check_output(out: Any, names: str, dtype: Any) -> Any:
@@ -115,9 +143,10 @@ def check_output(out: Any, names: str, dtype: Any) -> Any:
   """
   for leaf in jax.tree.leaves(out):
     if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
-      require(lambda o: jnp.isfinite(o), leaf,
+      require(jnp.isfinite, leaf,
               f"{names} give values that overflow {jnp.dtype(dtype).name} (largest finite "
-              f"{float(jnp.finfo(dtype).max):.3g}); use smaller inputs or float64.")
+              f"{float(jnp.finfo(dtype).max):.3g}); use smaller inputs or float64.",
+              host_fn=np.isfinite)
   return out
 
 
