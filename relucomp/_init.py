@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -41,6 +43,7 @@ def mlp_shapes(depth: int, width: int = WIDTH) -> list[tuple[int, int]]:
   return [(1, width)] + [(width, width)] * (depth - 1) + [(width, 1)]
 
 
+@functools.partial(jax.jit, static_argnames=("depth", "width", "dtype"))
 def kaiming_mlp(key: jax.Array, depth: int, *, width: int = WIDTH,
                 dtype=jnp.float32) -> list[dict[str, jax.Array]]:
   """PyTorch's default ``nn.Linear`` initialisation of a 1-to-1 ReLU MLP.
@@ -77,6 +80,7 @@ def kaiming_mlp(key: jax.Array, depth: int, *, width: int = WIDTH,
   return layers
 
 
+@functools.partial(jax.jit, static_argnames=("n_in", "n_out", "dtype", "parts"))
 def raai_layer(key: jax.Array, n_in: int, n_out: int, *, dtype=jnp.float32,
                parts: bool = False):
   """One layer of the RAAI initialisation (as implemented here).
@@ -128,6 +132,7 @@ def _raai_from_draws(g: jax.Array, u: jax.Array, n_in: int, parts: bool):
   return layer
 
 
+@functools.partial(jax.jit, static_argnames=("depth", "width", "dtype"))
 def raai_mlp(key: jax.Array, depth: int, *, width: int = WIDTH,
              dtype=jnp.float32) -> list[dict[str, jax.Array]]:
   """RAAI initialisation of a 1-to-1 ReLU MLP.
@@ -172,6 +177,7 @@ def initial_peaks(key: jax.Array, depth: int, *, dtype=jnp.float32) -> jax.Array
   return jax.random.uniform(key, (depth + 1,), dtype, lo, hi)
 
 
+@functools.partial(jax.jit, static_argnames=("cells",))
 def knot_density(t: jax.Array, z: jax.Array, *, exponent: float = DENSITY_EXPONENT,
                  cells: int = DENSITY_CELLS) -> tuple[jax.Array, jax.Array]:
   """The cumulative knot density ``G`` on ``[0, 1]`` of data ``z(t)``, ``t`` in ``[0, 1]``.
@@ -214,6 +220,7 @@ def knot_density(t: jax.Array, z: jax.Array, *, exponent: float = DENSITY_EXPONE
   return nodes, cdf / cdf[-1]
 
 
+@functools.partial(jax.jit, static_argnames=("depth", "candidates"))
 def peaks_from_density(nodes: jax.Array, cdf: jax.Array, depth: int, *,
                        candidates: int = 193) -> jax.Array:
   """``depth + 1`` peaks whose breakpoints follow the cumulative density ``cdf``.
@@ -267,6 +274,7 @@ def jitter_peaks(key: jax.Array, peaks: jax.Array, spread: float) -> jax.Array:
   return peaks_from_logits(theta + spread * jax.random.normal(key, theta.shape, theta.dtype))
 
 
+@functools.partial(jax.jit, static_argnames=("depth",))
 def data_peaks(key: jax.Array, t: jax.Array, z: jax.Array, depth: int, *,
                spread: float = DATA_PEAK_SPREAD) -> jax.Array:
   """Starting peaks from the data: :func:`peaks_from_density` of

@@ -19,6 +19,24 @@ settings.register_profile("relucomp-long", max_examples=1000, deadline=None,
                           derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "relucomp"))
 
+# Most of the suite's time is XLA compilation. JAX's persistent compilation
+# cache lets the pytest-xdist workers (and the subprocesses some tests start)
+# share every program one of them has compiled, and a repeated run reuse
+# them all. It only skips the compile of a program whose key (the program,
+# its shapes and dtypes, the flags, the backend) matches: the executable,
+# and so every number, is the one a compile would give. The directory is
+# ``.jax_cache`` in the repository (git-ignored);
+# ``RELUCOMP_TEST_JAX_CACHE=off`` runs without it.
+_CACHE = os.environ.get("RELUCOMP_TEST_JAX_CACHE",
+                        os.path.join(os.path.dirname(os.path.dirname(__file__)), ".jax_cache"))
+if _CACHE != "off":
+  _SETTINGS = {"jax_compilation_cache_dir": _CACHE,
+               "jax_persistent_cache_min_compile_time_secs": 0.0,
+               "jax_persistent_cache_min_entry_size_bytes": 0}
+  for _name, _value in _SETTINGS.items():
+    jax.config.update(_name, _value)
+    os.environ.setdefault(_name.upper(), str(_value))      # for subprocesses of tests
+
 
 @contextlib.contextmanager
 def enable_x64(enabled: bool = True):
