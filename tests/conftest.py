@@ -32,8 +32,7 @@ _CACHE = os.environ.get("RELUCOMP_TEST_JAX_CACHE",
 if _CACHE != "off":
   _SETTINGS = {"jax_compilation_cache_dir": _CACHE,
                "jax_persistent_cache_min_compile_time_secs": 0.0,
-               "jax_persistent_cache_min_entry_size_bytes": 0,
-               "jax_compilation_cache_max_size": 512 * 2 ** 20}   # least recently used go
+               "jax_persistent_cache_min_entry_size_bytes": 0}
   for _name, _value in _SETTINGS.items():
     jax.config.update(_name, _value)
     os.environ.setdefault(_name.upper(), str(_value))      # for subprocesses of tests
