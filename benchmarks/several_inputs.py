@@ -179,7 +179,10 @@ def _combine(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[str, 
   c = results["config"]
   full = c["models"] >= 5 and c["steps_per_stage"] >= 1000 and (
       len(results["targets"]) == len(TARGETS))
-  size = (f"{'full' if full else 'quick'}: {c['models']} keys per target, "
+  keys = sorted({p["config"]["models"] for p in parts})
+  full = full and keys == [c["models"]]
+  size = (f"{'full' if full else 'quick'}: {'/'.join(map(str, keys))} keys per target "
+          "(the keys column), "
           f"{c['steps_per_stage']} + {c['steps_per_stage']} steps, "
           f"{len(results['targets'])} target(s), merged from {len(parts)} runs made "
           f"side by side: {'; '.join(results['commands'])}")
@@ -202,7 +205,7 @@ def markdown(results: dict[str, Any]) -> str:
   c = results["config"]
   n = c["steps_per_stage"]
   lines = [
-      f"**Training MSE**, {c['models']} keys per target, depth {c['depth']}, {n} + {n} "
+      f"**Training MSE** over the keys of each row, depth {c['depth']}, {n} + {n} "
       f"steps ({2 * n} Adam steps for the dense networks), {c['dtype']}; grids "
       f"{c['grid']['2']}^2 and {c['grid']['3']}^3 of [-1, 1]^k. The last two columns are "
       "the best dense minimum over the row's minimum and the best dense mean (the "
@@ -210,9 +213,9 @@ def markdown(results: dict[str, Any]) -> str:
       f"one row together (compilation included; load average {c['load_start']:.1f} at "
       f"the start, {c.get('load_end', float('nan')):.1f} at the end on a shared "
       f"machine). Total {results['total_seconds']:.0f} s.", "",
-      "| target | method | params | min MSE | mean MSE | time (s) | dense best / row min "
+      "| target | method | keys | params | min MSE | mean MSE | time (s) | dense best / row min "
       "| dense mean / row mean |",
-      "|---|---|---|---|---|---|---|---|"]
+      "|---|---|---|---|---|---|---|---|---|"]
   for name, r in results["targets"].items():
     q = ratios(r)
     rows = [("compositional (block Gauss-Newton stage 2)", r["compositional"], q["ratio"],
@@ -220,11 +223,12 @@ def markdown(results: dict[str, Any]) -> str:
             ("compositional, Adam stage 2", r["compositional_adam"], q["ratio_adam"],
              q["ratio_mean_adam"])]
     for label, s, ratio, ratio_mean in rows:
-      lines.append(f"| {name} | {label} | {s['n_params']} | {s['min']:.3g} | "
+      lines.append(f"| {name} | {label} | {len(s['all'])} | {s['n_params']} | {s['min']:.3g} | "
                    f"{s['mean']:.3g} | {s['seconds']:.0f} | {ratio:.3g} | {ratio_mean:.3g} |")
     for lr, d in r["dense"].items():
       best = " (best)" if float(lr) == r["dense_best_lr"] else ""
-      lines.append(f"| {name} | kaiming lr {lr}{best} | {d['n_params']} | {d['min']:.3g} | "
+      lines.append(f"| {name} | kaiming lr {lr}{best} | {len(d['all'])} | {d['n_params']} | "
+                   f"{d['min']:.3g} | "
                    f"{d['mean']:.3g} | {d['seconds']:.0f} | | |")
   return "\n".join(lines)
 
