@@ -64,8 +64,9 @@ import _results  # noqa: E402
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
-#: ``--stage2`` choice -> the table row of the compositional model.
-COMPOSITIONAL_ROWS = {"adam": "CompositionalDense, Adam stage 2",
+#: ``--stage2`` choice -> the table row of the compositional model (Adam: the
+#: row's name before the choice existed).
+COMPOSITIONAL_ROWS = {"adam": "CompositionalDense",
                       "block-gauss-newton": "CompositionalDense, block GN stage 2"}
 
 
