@@ -206,33 +206,42 @@ def _screened_start(peaks, aux, method):
 # --------------------------------------------------------------------------
 # Curvature: the sign of the waves.
 
-def curvature_scores(t: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(convex?, concave?, least-squares wave sign) from the data, traceable.
+def _slope_test(t, z, xp, cummax, cummin):
+  """``(convex?, concave?)`` of data ``z(t)`` with the array module ``xp``
+  (``jax.numpy`` traced, NumPy on the host) and its running max/min.
 
-  Sorts by ``t``, takes the slopes between consecutive distinct points, and
-  calls the data convex if those slopes never decrease by more than a
-  tolerance (``1e-3`` of their range plus rounding), concave likewise.
+  Sorts by ``t`` (stably), takes the slopes between consecutive distinct
+  points, and calls the data convex if those slopes never decrease by more
+  than a tolerance (``1e-3`` of their range plus rounding), concave likewise.
+  Every operation keeps the dtype of ``t`` in both modules.
   """
-  order = jnp.argsort(t)
+  order = xp.argsort(t, stable=True)
   ts, zs = t[order], z[order]
-  dt = jnp.diff(ts)
+  dt = xp.diff(ts)
   valid = dt > 0
-  slopes = jnp.where(valid, jnp.diff(zs) / jnp.where(valid, dt, 1), 0.0)
-  big = jnp.finfo(t.dtype).max
-  run_max = jax.lax.cummax(jnp.where(valid, slopes, -big))
-  run_min = jax.lax.cummin(jnp.where(valid, slopes, big))
-  prev_max = jnp.concatenate([jnp.full((1,), -big, t.dtype), run_max[:-1]])
-  prev_min = jnp.concatenate([jnp.full((1,), big, t.dtype), run_min[:-1]])
-  drop = jnp.max(jnp.where(valid & (prev_max > -big), prev_max - slopes, 0.0))
-  rise = jnp.max(jnp.where(valid & (prev_min < big), slopes - prev_min, 0.0))
-  srange = jnp.max(jnp.where(valid, slopes, -big)) - jnp.min(jnp.where(valid, slopes, big))
-  min_dt = jnp.min(jnp.where(valid, dt, big))
-  eps = jnp.finfo(t.dtype).eps
-  tol = 1e-3 * srange + 64 * eps * (1 + jnp.max(jnp.abs(z))) / min_dt
+  slopes = xp.where(valid, xp.diff(zs) / xp.where(valid, dt, 1), 0.0)
+  big = xp.finfo(t.dtype).max
+  run_max = cummax(xp.where(valid, slopes, -big))
+  run_min = cummin(xp.where(valid, slopes, big))
+  prev_max = xp.concatenate([xp.full((1,), -big, t.dtype), run_max[:-1]])
+  prev_min = xp.concatenate([xp.full((1,), big, t.dtype), run_min[:-1]])
+  drop = xp.max(xp.where(valid & (prev_max > -big), prev_max - slopes, 0.0))
+  rise = xp.max(xp.where(valid & (prev_min < big), slopes - prev_min, 0.0))
+  srange = xp.max(xp.where(valid, slopes, -big)) - xp.min(xp.where(valid, slopes, big))
+  min_dt = xp.min(xp.where(valid, dt, big))
+  eps = xp.finfo(t.dtype).eps
+  tol = 1e-3 * srange + 64 * eps * (1 + xp.max(xp.abs(z))) / min_dt
+  return drop <= tol, rise <= tol
+
+
+def curvature_scores(t: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(convex?, concave?, least-squares wave sign) from the data, traceable
+  (the slope test of :func:`_slope_test`)."""
+  convex, concave = _slope_test(t, z, jnp, jax.lax.cummax, jax.lax.cummin)
   # Sign of the quadratic coefficient of a least-squares parabola.
   coef = lstsq(jnp.stack([jnp.ones_like(t), t - 0.5, (t - 0.5) ** 2], axis=1), z)
   ls_sign = jnp.where(coef[2] >= 0, 1.0, -1.0).astype(t.dtype)
-  return drop <= tol, rise <= tol, ls_sign
+  return convex, concave, ls_sign
 
 
 def wave_sign(t: jax.Array, z: jax.Array, mode: jax.Array) -> jax.Array:
@@ -240,30 +249,6 @@ def wave_sign(t: jax.Array, z: jax.Array, mode: jax.Array) -> jax.Array:
   convex, concave, ls_sign = curvature_scores(t, z)
   detected = jnp.where(convex, 1.0, jnp.where(concave, -1.0, ls_sign))
   return jnp.where(mode == 0, detected, jnp.sign(mode)).astype(t.dtype)
-
-
-def _convex_concave_host(t: np.ndarray, z: np.ndarray) -> tuple[bool, bool]:
-  """The (convex?, concave?) of :func:`curvature_scores` in NumPy, operation
-  for operation in the dtype of ``t`` (for the warning: nothing compiled)."""
-  order = np.argsort(t, kind="stable")
-  ts, zs = t[order], z[order]
-  dt = np.diff(ts)
-  valid = dt > 0
-  with np.errstate(all="ignore"):
-    slopes = np.where(valid, np.diff(zs) / np.where(valid, dt, 1), 0.0).astype(t.dtype)
-  big = np.finfo(t.dtype).max
-  run_max = np.maximum.accumulate(np.where(valid, slopes, -big))
-  run_min = np.minimum.accumulate(np.where(valid, slopes, big))
-  prev_max = np.concatenate([np.full((1,), -big, t.dtype), run_max[:-1]])
-  prev_min = np.concatenate([np.full((1,), big, t.dtype), run_min[:-1]])
-  drop = np.max(np.where(valid & (prev_max > -big), prev_max - slopes, 0.0).astype(t.dtype))
-  rise = np.max(np.where(valid & (prev_min < big), slopes - prev_min, 0.0).astype(t.dtype))
-  srange = np.max(np.where(valid, slopes, -big)) - np.min(np.where(valid, slopes, big))
-  min_dt = np.min(np.where(valid, dt, big))
-  eps = np.finfo(t.dtype).eps
-  one = t.dtype.type(1)
-  tol = t.dtype.type(1e-3) * srange + t.dtype.type(64) * eps * (one + np.max(np.abs(z))) / min_dt
-  return bool(drop <= tol), bool(rise <= tol)
 
 
 def warn_curvature(x: jax.Array, y: jax.Array, method: str) -> None:
@@ -274,7 +259,9 @@ def warn_curvature(x: jax.Array, y: jax.Array, method: str) -> None:
   t = (hx - hx.min()) / (hx.max() - hx.min())
   yr = hy.max() - hy.min()
   z = (hy - hy.min()) / (yr if yr > 0 else 1.0)
-  convex, concave = _convex_concave_host(t, z)
+  with np.errstate(all="ignore"):      # slopes over zero gaps are masked out
+    convex, concave = _slope_test(t, z, np, np.maximum.accumulate, np.minimum.accumulate)
+  convex, concave = bool(convex), bool(concave)
   if not (convex or concave):
     warnings.warn(
         f"y is neither convex nor concave in x; method={method!r} fits a convex "
