@@ -41,6 +41,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
 import time
@@ -69,10 +70,19 @@ TARGETS_2D: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _program(settings: tuple) -> Callable:
+  """The jitted vmap of fits for these settings; x and y are arguments, not
+  constants of the program, so targets of one shape share one compile."""
+  kw = dict(settings)
+  return jax.jit(jax.vmap(lambda k, xx, yy: relucomp.fit(xx, yy, key=k, **kw),
+                          in_axes=(0, None, None)))
+
+
 def _fits(x, y, keys, **kw):
-  fn = jax.jit(jax.vmap(lambda k: relucomp.fit(x, y, key=k, **kw)))
+  fn = _program(tuple(sorted(kw.items())))
   t0 = time.perf_counter()
-  res = fn(keys)
+  res = fn(keys, jnp.asarray(x), jnp.asarray(y))
   jax.block_until_ready(res.mse)
   return res, time.perf_counter() - t0
 

@@ -16,6 +16,13 @@ residuals, with Levenberg-Marquardt damping.
 optax has no such transformation; it is written here in optax's interface
 (like :func:`relucomp.levenberg_marquardt`), with the residual function as
 the extra argument ``residual_fn``.
+
+Its solves are LAPACK's (``jnp.linalg.solve``): the blocks grow with the
+number of inputs. On the CPU, jax 0.10's batched LAPACK solves wait on the
+thread pool they run on, so two programs that take these steps should not
+run at the same time in two Python threads (they can hang); one program at
+a time, or processes, are safe. The one-input fits use the solver of
+``_linalg`` instead, which has no such wait.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from relucomp import _init
 from relucomp import _levenberg
 from relucomp import _mlp
 from relucomp import _validation as v
+from relucomp._linalg import lstsq, spd_solve
 from relucomp._network import compositional_mlp
 from relucomp._reparam import logits_from_peaks, peaks_from_logits
 from relucomp._series import enforced_scales
@@ -100,13 +101,6 @@ def build_mlp(m: dict) -> list[dict[str, jax.Array]]:
   return layers
 
 
-def lstsq(basis: jax.Array, z: jax.Array) -> jax.Array:
-  """Least squares by the normal equations (a few well-scaled columns)."""
-  gram = jnp.sum(basis[:, :, None] * basis[:, None, :], axis=0)
-  ridge = 1e-12 * jnp.trace(gram) * jnp.eye(gram.shape[0], dtype=gram.dtype)
-  return jnp.linalg.solve(gram + ridge, jnp.sum(basis * z[:, None], axis=0))
-
-
 def initial_stage1(t: jax.Array, z: jax.Array, peaks: jax.Array, sign: jax.Array,
                    method: str) -> dict:
   """Stage-1 start: the given peaks, amplitude/slope/bias by least squares."""
@@ -169,7 +163,7 @@ def layout_fit(theta: jax.Array, depth: int, t_fit: jax.Array, z_fit: jax.Array,
   basis = _hat_basis(t_fit, nodes)
   gram = basis.T @ basis
   ridge = 1e-10 * jnp.trace(gram) / nodes.shape[0] * jnp.eye(nodes.shape[0], dtype=dtype)
-  coef = jnp.linalg.solve(gram + ridge, basis.T @ z_fit)
+  coef = spd_solve(gram + ridge, basis.T @ z_fit)
   return _hat_basis(t, nodes) @ coef
 
 

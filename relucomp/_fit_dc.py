@@ -23,6 +23,7 @@ from relucomp import _layer
 from relucomp import _levenberg
 from relucomp import _mlp
 from relucomp._fit_convex import SECOND_ORDER_MAX_PARAMS
+from relucomp._linalg import lstsq
 from relucomp._reparam import logits_from_peaks, peaks_from_logits
 from relucomp._series import compositional, enforced_scales
 
@@ -82,7 +83,7 @@ def initial_stage1(key: jax.Array, t: jax.Array, z: jax.Array, depth: int) -> di
   wa = compositional(t, peaks[0], unit[0], slope=zero)        # -sum unit_i W_i
   wb = compositional(t, peaks[1], unit[1], slope=zero)
   basis = jnp.stack([jnp.ones_like(t), t, wa, -wb], axis=1)
-  coef = jnp.linalg.lstsq(basis, z)[0]   # minimum norm: fine for few points
+  coef = lstsq(basis, z)                 # near the minimum norm for few points
   return {"theta": logits_from_peaks(peaks), "amplitude": coef[2:],
           "slope": coef[1], "bias": coef[0]}
 

@@ -18,6 +18,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from relucomp._linalg import spd_solve
+
 __all__ = ["kaiming_mlp", "raai_mlp", "raai_layer", "initial_peaks", "WIDTH",
            "PEAK_INIT_RANGE", "RAAI_SIGMA", "mlp_shapes", "knot_density", "peaks_from_density",
            "data_peaks", "jitter_peaks", "DENSITY_EXPONENT", "DATA_PEAK_SPREAD"]
@@ -210,7 +212,7 @@ def knot_density(t: jax.Array, z: jax.Array, *, exponent: float = DENSITY_EXPONE
   gram = basis.T @ basis
   second = jnp.diff(jnp.eye(cells + 1, dtype=dtype), 2, axis=0)
   scale = jnp.trace(gram) / (cells + 1)
-  coef = jnp.linalg.solve(gram + 1e-6 * scale * second.T @ second
+  coef = spd_solve(gram + 1e-6 * scale * second.T @ second
                           + 1e-9 * scale * jnp.eye(cells + 1, dtype=dtype), basis.T @ z)
   curvature = jnp.abs(jnp.diff(coef, 2)) / h ** 2          # |f''| at the inner nodes
   dens = curvature ** exponent

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from relucomp._linalg import spd_solve
+
 __all__ = ["LevenbergMarquardtState", "ResidualTransformation", "levenberg_marquardt",
            "update", "takes_batch", "jacobian"]
 
@@ -203,7 +205,7 @@ def levenberg_marquardt(*, damping: float = 1e-3, increase: float = 2.0,
     diag = jnp.diagonal(gram)
     scale = diag + jnp.finfo(flat.dtype).eps * jnp.max(diag)
     lam = state.damping
-    delta = jnp.linalg.solve(gram + jnp.diag(lam * scale), jac.T @ r)
+    delta = spd_solve(gram + jnp.diag(lam * scale), jac.T @ r)
     before = jnp.sum(r * r)
     after = jnp.sum(residuals(flat - delta) ** 2)
     keep = jnp.isfinite(after) & (after < before) & jnp.all(jnp.isfinite(delta))
