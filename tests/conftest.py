@@ -81,3 +81,20 @@ def dtype(request):
   """Runs the test once in float32 and once in float64; yields the dtype."""
   with enable_x64(request.param == "float64"):
     yield np.dtype(request.param)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+  """Keeps every test of a module with a module-scoped fixture on one worker.
+
+  Such fixtures (a set of fits shared by a module's tests) are built once per
+  process. With ``--dist loadgroup`` (what ``make test`` passes) the tests
+  that use them form one group, so that the two pytest-xdist workers do not
+  both build them; every other test is shared out one by one.
+  """
+  for item in items:
+    defs = getattr(item, "_fixtureinfo", None)
+    scopes = ({d[-1].scope for d in defs.name2fixturedefs.values() if d}
+              if defs is not None else set())
+    if "module" in scopes:
+      item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -131,3 +131,16 @@ def test_beyond_convex_tiny_levenberg_marquardt_run(tmp_path):
   table = (tmp_path / "beyond_convex_lm.md").read_text()
   assert "| kaiming, LM |" in table and "4 + 2" in table
   assert not (tmp_path / "beyond_convex.md").exists()
+
+
+def test_solve_tiny_run_agrees_with_lapack(tmp_path):
+  bench = _load("solve")
+  results = bench.main(["--sizes", "3x2,6x1", "--repeats", "1", "--out", str(tmp_path)])
+  assert [(r["n"], r["batch"]) for r in results["rows"]] == [(3, 2), (6, 1)]
+  for r in results["rows"]:
+    assert r["relucomp_ms"] > 0 and r["lapack_ms"] > 0
+    # float32, well-conditioned systems: both residuals at rounding level
+    assert r["residual_relucomp"] < 1e-3 and r["residual_lapack"] < 1e-3
+  assert "| 3 | 2 |" in (tmp_path / "solve.md").read_text()
+  with pytest.raises(SystemExit):
+    bench.main(["--repeats", "0", "--out", str(tmp_path)])
