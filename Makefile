@@ -50,6 +50,7 @@ results: $(STAMP)
 	$(PY) benchmarks/stability.py $(SIZE) --out $(RESULTS)
 	$(PY) benchmarks/several_inputs.py $(SIZE) --out $(RESULTS)
 	$(PY) benchmarks/first_call.py $(SIZE) --out $(RESULTS)
+	$(PY) benchmarks/solve.py --out $(RESULTS)
 
 clean:
 	rm -rf $(VENV) site out .pytest_cache .hypothesis
