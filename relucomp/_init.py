@@ -213,7 +213,7 @@ def knot_density(t: jax.Array, z: jax.Array, *, exponent: float = DENSITY_EXPONE
   second = jnp.diff(jnp.eye(cells + 1, dtype=dtype), 2, axis=0)
   scale = jnp.trace(gram) / (cells + 1)
   coef = spd_solve(gram + 1e-6 * scale * second.T @ second
-                          + 1e-9 * scale * jnp.eye(cells + 1, dtype=dtype), basis.T @ z)
+                   + 1e-9 * scale * jnp.eye(cells + 1, dtype=dtype), basis.T @ z)
   curvature = jnp.abs(jnp.diff(coef, 2)) / h ** 2          # |f''| at the inner nodes
   dens = curvature ** exponent
   dens = jnp.concatenate([dens[:1], (dens[1:] + dens[:-1]) / 2, dens[-1:]])  # per cell

@@ -1,8 +1,8 @@
 """Symmetric positive definite solves written in plain XLA operations.
 
-Every second-order step of this library (Levenberg-Marquardt, block
-Gauss-Newton, the variable-projection least squares of stage 1, the
-curvature estimate that places the peaks) solves a small damped system
+Every second-order step of the one-input fits (Levenberg-Marquardt, the
+variable-projection least squares of stage 1, the curvature estimate that
+places the peaks, the start of ``"dc"``) solves a small damped system
 ``A x = b`` with ``A`` symmetric positive definite. ``jnp.linalg.solve``
 and ``jax.scipy.linalg.cho_solve`` lower, on the CPU, to LAPACK kernels
 that split a *batch* of systems (a ``vmap`` of fits) over the CPU's
