@@ -20,6 +20,7 @@ many models at once. This module imports no model family.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple, Optional
@@ -202,7 +203,7 @@ def stage_optimizers(optimizer: Any, defaults: tuple[Any, Any]) -> tuple[Any, An
 # The model description and the loop.
 
 @dataclasses.dataclass(frozen=True)
-class Trainer:
+class Trainer(abc.ABC):
   """A model family as the loop sees it (frozen: it is a static jit argument).
 
   Subclasses set their settings as dataclass fields and override the
@@ -215,19 +216,22 @@ class Trainer:
   def normalise(self, x: jax.Array, y: jax.Array) -> Problem:
     return normalise_1d(x, y)
 
+  @abc.abstractmethod
   def init(self, key: jax.Array, problem: Problem, options: Any) -> tuple[Any, dict]:
     """``(start, aux)``: stage-1 params (stage-2 params if one stage) and a
     dict of fixed arrays every other method receives (``aux["sign"]``, if
     present, is reported as ``FitResult.sign``)."""
-    raise NotImplementedError
+
+  # The two stage-1 methods below exist only for two-stage families; a
+  # one-stage family (``two_stage = False``) never reaches them.
 
   def predict1(self, p: Any, aux: dict, xn: jax.Array) -> jax.Array:
-    """Stage-1 prediction on the normalised scale."""
-    raise NotImplementedError
+    """Stage-1 prediction on the normalised scale (two-stage families)."""
+    raise NotImplementedError(f"{type(self).__name__} is two-stage but defines no predict1")
 
   def stage2_start(self, p: Any, aux: dict) -> Any:
-    """Stage-1 params -> the stage-2 params that stage 2 starts from."""
-    raise NotImplementedError
+    """Stage-1 params -> the stage-2 params that stage 2 starts from (two-stage families)."""
+    raise NotImplementedError(f"{type(self).__name__} is two-stage but defines no stage2_start")
 
   def predict2(self, q: Any, aux: dict, xn: jax.Array) -> jax.Array:
     """Stage-2 prediction on the normalised scale (default: ``q`` is a plain MLP)."""

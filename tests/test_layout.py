@@ -110,3 +110,26 @@ def test_architecture_page_names_every_module_and_only_those():
   assert named, "docs/architecture.md names no module"
   assert not named - existing, f"architecture page names missing modules: {named - existing}"
   assert not existing - named, f"modules the architecture page leaves out: {existing - named}"
+
+
+def test_a_family_must_define_init_and_two_stage_ones_their_stage_one():
+  import dataclasses
+
+  import jax.numpy as jnp
+  import pytest
+
+  from relucomp import _engine
+
+  with pytest.raises(TypeError, match="init"):
+    _engine.Trainer()
+
+  @dataclasses.dataclass(frozen=True)
+  class Half(_engine.Trainer):
+    def init(self, key, problem, options):
+      return {}, {}
+
+  half = Half()
+  with pytest.raises(NotImplementedError, match="Half is two-stage but defines no predict1"):
+    half.predict1({}, {}, jnp.zeros(3))
+  with pytest.raises(NotImplementedError, match="stage2_start"):
+    half.stage2_start({}, {})
